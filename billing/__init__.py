@@ -1,0 +1,1 @@
+"""The usage ledger: tenants, keys, plans, prices, usage events and invoices."""

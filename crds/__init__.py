@@ -1,0 +1,1 @@
+"""The ModelDeployment API: pydantic models, condition types, labels and the generated CRD."""
