@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TYPECHECK_ROOT := $(VENV)/typecheck
 
-.PHONY: up test install cluster-binaries lint typecheck pytest clean
+.PHONY: up test install system-deps cluster-binaries lint typecheck pytest clean
 
 up: install cluster-binaries  ## install, then start what exists of the stack (for now: the dev cluster)
 	$(BIN)/modelplex dev-cluster up --foreground
 
-test: install cluster-binaries lint pytest  ## install everything, lint, run the whole test suite
+test: install system-deps cluster-binaries lint pytest  ## install everything, lint, run the whole test suite
 
 install: $(STAMP)
 
@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on --quiet --upgrade pip
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
+
+system-deps:  ## Debian packages the tests start for real (redis-server, chromium, ...)
+	@deploy/install-system-deps.sh
 
 cluster-binaries:  ## build etcd, Kubernetes, kwok, LWS and helm into ~/.cache/modelplex (reused when present)
 	@deploy/dev-cluster/build.sh >/dev/null
