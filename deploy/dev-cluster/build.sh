@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test control plane from the Go module proxy into a cache outside the checkout:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler (from this wrapper module),
-# kwok, the LeaderWorkerSet controller with its CRDs, and helm (plain `go install`).
+# the LeaderWorkerSet controller (from lws/, a wrapper module) with its CRDs, kwok and helm
+# (plain `go install`).
 # Each component lives in a folder keyed by its version and is reused when present.
 # Prints the folder holding every binary on its last line.
 set -euo pipefail
@@ -12,6 +13,11 @@ source "$here/versions.env"
 
 cache=${MODELPLEX_CACHE_DIR:-$HOME/.cache/modelplex}
 root="$cache/cluster"
+# One folder per component and version; `bin` links them together for one set of versions.
+k8s_dir="$root/kubernetes-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
+kwok_dir="$root/kwok-$KWOK_VERSION"
+lws_dir="$root/lws-$LWS_VERSION"
+helm_dir="$root/helm-$HELM_VERSION"
 bin="$root/bin-k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-lws-$LWS_VERSION-helm-$HELM_VERSION"
 
 say() { printf '[dev-cluster] %s\n' "$*" >&2; }
@@ -45,23 +51,32 @@ stamp() {
 
 build_kubernetes() {
     say "building etcd $ETCD_VERSION and Kubernetes $KUBERNETES_VERSION control plane (cold: tens of minutes on 2 cores)"
-    local tmp="$bin.tmp-k8s"
+    local tmp="$k8s_dir.tmp"
     rm -rf "$tmp" && mkdir -p "$tmp"
     (cd "$here" && CGO_ENABLED=0 go build -v -trimpath -ldflags "$(stamp)" -o "$tmp/" \
         ./cmd/etcd \
         k8s.io/kubernetes/cmd/kube-apiserver \
         k8s.io/kubernetes/cmd/kube-controller-manager \
         k8s.io/kubernetes/cmd/kube-scheduler) 2>&1 | progress "k8s"
-    mv "$tmp"/* "$bin/" && rmdir "$tmp"
+    rm -rf "$k8s_dir" && mv "$tmp" "$k8s_dir"
 }
 
-go_install() {  # name module-path version output-name
-    local name=$1 pkg=$2 version=$3 out=$4
+build_lws() {
+    say "building the LeaderWorkerSet controller $LWS_VERSION"
+    local tmp="$lws_dir.tmp"
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    (cd "$here/lws" && CGO_ENABLED=0 go build -v -trimpath -ldflags "-s -w" -o "$tmp/lws-controller" \
+        sigs.k8s.io/lws/cmd) 2>&1 | progress lws
+    mkdir -p "$lws_dir" && mv "$tmp/lws-controller" "$lws_dir/" && rmdir "$tmp"
+}
+
+go_install() {  # name module-path version output-folder output-name
+    local name=$1 pkg=$2 version=$3 dir=$4 out=$5
     say "building $name $version"
-    local gobin="$bin.tmp-$out"
+    local gobin="$dir.tmp"
     rm -rf "$gobin" && mkdir -p "$gobin"
     GOBIN="$gobin" CGO_ENABLED=0 GOFLAGS=-trimpath go install -v -ldflags "-s -w" "$pkg@$version" 2>&1 | progress "$name"
-    mv "$gobin"/* "$bin/$out" && rmdir "$gobin"
+    mkdir -p "$dir" && mv "$gobin"/* "$dir/$out" && rmdir "$gobin"
 }
 
 progress() {  # turns `go build -v` package lines into a counter so long builds show life
@@ -89,27 +104,40 @@ release_manifests() {
     local lws kwok
     lws=$(module_dir sigs.k8s.io/lws "$LWS_VERSION")
     kwok=$(module_dir sigs.k8s.io/kwok "$KWOK_VERSION")
-    local tmp="$bin.tmp-manifests"
+    local tmp="$root/manifests.tmp"
     rm -rf "$tmp" && mkdir -p "$tmp/lws-crds" "$tmp/kwok-stages"
     cp "$lws"/config/crd/bases/*.yaml "$tmp/lws-crds/"
     cp "$kwok"/kustomize/stage/node/fast/node-initialize.yaml \
         "$kwok"/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
         "$kwok"/kustomize/stage/pod/fast/pod-{ready,complete,delete}.yaml "$tmp/kwok-stages/"
     chmod -R u+w "$tmp"
-    mv "$tmp/lws-crds" "$tmp/kwok-stages" "$bin/" && rmdir "$tmp"
+    mkdir -p "$lws_dir" "$kwok_dir"
+    rm -rf "$lws_dir/lws-crds" "$kwok_dir/kwok-stages"
+    mv "$tmp/lws-crds" "$lws_dir/" && mv "$tmp/kwok-stages" "$kwok_dir/" && rmdir "$tmp"
 }
 
 main() {
-    mkdir -p "$bin"
     local start=$SECONDS built=0
-    if [ ! -x "$bin/kube-apiserver" ] || [ ! -x "$bin/etcd" ] || [ ! -x "$bin/kube-scheduler" ] \
-        || [ ! -x "$bin/kube-controller-manager" ]; then
+    if [ ! -x "$k8s_dir/kube-apiserver" ]; then
         need_go; check_proxy; build_kubernetes; built=1
     fi
-    if [ ! -x "$bin/kwok" ]; then need_go; go_install kwok "sigs.k8s.io/kwok/cmd/kwok" "$KWOK_VERSION" kwok; built=1; fi
-    if [ ! -x "$bin/lws-controller" ]; then need_go; go_install lws "sigs.k8s.io/lws/cmd" "$LWS_VERSION" lws-controller; built=1; fi
-    if [ ! -d "$bin/kwok-stages" ]; then need_go; release_manifests; built=1; fi
-    if [ ! -x "$bin/helm" ]; then need_go; go_install helm "helm.sh/helm/v3/cmd/helm" "$HELM_VERSION" helm; built=1; fi
+    if [ ! -x "$kwok_dir/kwok" ]; then
+        need_go; go_install kwok "sigs.k8s.io/kwok/cmd/kwok" "$KWOK_VERSION" "$kwok_dir" kwok; built=1
+    fi
+    if [ ! -x "$lws_dir/lws-controller" ]; then
+        need_go; build_lws; built=1
+    fi
+    if [ ! -d "$lws_dir/lws-crds" ] || [ ! -d "$kwok_dir/kwok-stages" ]; then
+        need_go; release_manifests; built=1
+    fi
+    if [ ! -x "$helm_dir/helm" ]; then
+        need_go; go_install helm "helm.sh/helm/v3/cmd/helm" "$HELM_VERSION" "$helm_dir" helm; built=1
+    fi
+    mkdir -p "$bin"
+    local item
+    for item in "$k8s_dir"/* "$kwok_dir"/* "$lws_dir"/* "$helm_dir"/*; do
+        ln -sfn "$item" "$bin/$(basename "$item")"
+    done
     if [ "$built" = 1 ]; then
         say "cold build took $((SECONDS - start)) s"
         printf '%s\n' "$((SECONDS - start))" >"$bin/.build-seconds"

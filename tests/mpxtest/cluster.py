@@ -1,0 +1,55 @@
+"""The session's real Kubernetes control plane (see modelplex.operator.devcluster).
+
+Set MODELPLEX_SKIP_CLUSTER_TESTS=1 to skip the tests that need it; CI never sets it, and
+without it a missing toolchain fails those tests with a message naming what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from modelplex.operator.devcluster.binaries import ensure_binaries
+from modelplex.operator.devcluster.cluster import DevCluster, start_cluster
+from modelplex.operator.devcluster.config import DevClusterSettings
+
+OPT_OUT = "MODELPLEX_SKIP_CLUSTER_TESTS"
+_timings: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def dev_cluster() -> Iterator[DevCluster]:
+    if os.environ.get(OPT_OUT) == "1":
+        pytest.skip(f"{OPT_OUT}=1 was set by the person running the tests")
+    settings = DevClusterSettings()
+    binaries = ensure_binaries(settings.cache_dir)
+    if binaries.built_now:
+        _timings["cold build"] = f"{binaries.cold_build_seconds} s (built in this run)"
+    elif binaries.cold_build_seconds is not None:
+        _timings["cold build"] = f"{binaries.cold_build_seconds} s (when the cache was filled; reused now)"
+    cluster = start_cluster(binaries, settings)
+    _timings["warm start to Ready GPU nodes"] = f"{cluster.started_in_seconds:.1f} s"
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(dev_cluster: DevCluster) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(dev_cluster.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _timings:
+        terminalreporter.section("dev cluster")
+        for name, value in _timings.items():
+            terminalreporter.write_line(f"{name}: {value}")

@@ -1,0 +1,91 @@
+"""The repository root is the `modelplex` package; its `operator` folder must not shadow the stdlib."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import modelplex
+
+ROOT = Path(modelplex.__file__).parent
+CHECK = (
+    "import operator, modelplex.operator.cli; "
+    "assert operator.__file__.endswith('operator.py'), operator.__file__; operator.itemgetter"
+)
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
+
+
+@pytest.mark.parametrize("where", ["repository root", "elsewhere"])
+def test_stdlib_operator_wins_in_the_editable_install(where: str, tmp_path: Path) -> None:
+    cwd = ROOT if where == "repository root" else tmp_path
+    result = _run([sys.executable, "-c", CHECK], cwd)
+    assert result.returncode == 0, result.stderr
+
+
+def test_python_dash_m_works_from_the_repository_root() -> None:
+    # `python -m` puts the working directory first on sys.path before anything imports `operator`;
+    # a regular package named `operator` at the root would break every `python -m` (pip, pytest).
+    result = _run([sys.executable, "-S", "-c", "import operator; operator.itemgetter"], ROOT)
+    assert result.returncode == 0, result.stderr
+    result = _run([sys.executable, "-m", "pip", "--version"], ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_normal_install_has_one_import_root(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    built = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        tmp_path,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheels.glob("modelplex-*.whl")
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert tops == {"modelplex", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
+
+    target = tmp_path / "site"
+    installed = _run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        tmp_path,
+    )
+    assert installed.returncode == 0, installed.stderr
+    check = (
+        f"import sys; sys.path.insert(0, {str(target)!r}); {CHECK}; "
+        f"assert modelplex.operator.cli.__file__.startswith({str(target)!r}), modelplex.operator.cli.__file__"
+    )
+    result = _run([sys.executable, "-c", check], tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_cli_lists_subcommands_each_with_help() -> None:
+    from click.testing import CliRunner
+
+    from modelplex.operator.cli import main
+
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"])
+    assert top.exit_code == 0
+    assert "dev-cluster" in top.output
+    for name, command in main.commands.items():
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert command.help
+        assert command.help.split("\n")[0] in result.output
