@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 import threading
@@ -56,7 +57,10 @@ def up(nodes: int | None, gpus_per_node: int | None, foreground: bool) -> None:
     try:
         binaries = ensure_binaries(settings.cache_dir)
         click.echo("Starting etcd, kube-apiserver, controller-manager, scheduler, kwok and LWS ...", err=True)
-        cluster = start_cluster(binaries, settings, tied_to_parent=foreground)
+        workdir = settings.state_dir / "run"
+        shutil.rmtree(workdir, ignore_errors=True)  # left by a cluster that was not stopped cleanly
+        workdir.mkdir(parents=True)
+        cluster = start_cluster(binaries, settings, workdir=workdir, tied_to_parent=foreground)
     except (BinariesUnavailable, StartupError) as error:
         raise click.ClickException(str(error)) from error
     dump_state(cluster, _state_file(settings))
