@@ -3,6 +3,7 @@
 # Each entry: a command the tests need, then the Debian package that provides it.
 set -euo pipefail
 needs=(
+    redis-server redis-server
 )
 missing=()
 for ((i = 0; i < ${#needs[@]}; i += 2)); do

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from modelplex import __version__
+from modelplex.gateway.cli import gateway
 from modelplex.operator.devcluster.cli import dev_cluster
 
 
@@ -15,3 +16,4 @@ def main() -> None:
 
 
 main.add_command(dev_cluster)
+main.add_command(gateway)

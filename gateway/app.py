@@ -1,0 +1,150 @@
+"""The gateway's ASGI application: routes, request flow, and the background work tied to its lifespan."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from modelplex.billing.contracts import KeyAuthority, UsageSink
+from modelplex.gateway.admission import Admission, may_use
+from modelplex.gateway.asgi import (
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_bytes,
+    send_error,
+)
+from modelplex.gateway.discovery.base import DiscoverySource
+from modelplex.gateway.errors import GatewayError, draining, method_not_allowed, not_found
+from modelplex.gateway.inference import Kind, parse
+from modelplex.gateway.journal import Journal
+from modelplex.gateway.limits.base import Limiter
+from modelplex.gateway.limits.memory import MemoryLimiter
+from modelplex.gateway.limits.shared import RedisLimiter
+from modelplex.gateway.metering import Meter
+from modelplex.gateway.metrics import GatewayMetrics
+from modelplex.gateway.pool import Pool
+from modelplex.gateway.routing.base import RouteRequest
+from modelplex.gateway.runtime import Runtime
+from modelplex.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+INFERENCE = {kind.value: kind for kind in Kind}
+PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class Gateway:
+    """One gateway process. `authority` and `sink` are the ledger's seam (billing.contracts)."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        authority: KeyAuthority,
+        sink: UsageSink | None,
+        discovery: DiscoverySource,
+        limiter: Limiter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self.pool = Pool(settings, self.metrics)
+        self.journal = Journal(
+            settings.journal_dir, settings.journal_segment_bytes, settings.journal_fsync_interval_seconds
+        )
+        limiter = limiter or (RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter())
+        self.admission = Admission(authority, limiter, self.pool, settings.budget_cache_seconds)
+        self.runtime = Runtime(settings, self.pool, self.journal, sink, discovery, limiter, self.metrics)
+        self._routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
+            "/healthz": self._healthz,
+            "/metrics": self._metrics,
+            "/v1/models": self._models,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.runtime.lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        kind = INFERENCE.get(path)
+        if kind is not None:
+            if scope["method"] != "POST":
+                await send_error(send, method_not_allowed(scope["method"]))
+                return
+            await self._inference(kind, scope, receive, send)
+            return
+        route = self._routes.get(path)
+        if route is None:
+            await send_error(send, not_found(path))
+        elif scope["method"] != "GET":
+            await send_error(send, method_not_allowed(scope["method"]))
+        else:
+            await route(scope, receive, send)
+
+    async def _inference(self, kind: Kind, scope: Scope, receive: Receive, send: Send) -> None:
+        tenant, model, status = "-", "-", 500
+        self.runtime.enter()
+        try:
+            if self.runtime.draining:
+                raise draining()
+            principal = await self.admission.authenticate(scope)
+            tenant = principal.tenant_id
+            request = parse(
+                kind,
+                await read_body(receive, scope, self.settings.max_body_bytes),
+                self.settings.prefix_chars,
+            )
+            spec = self.admission.model(principal, request.model)
+            model = spec.name
+            await self.admission.check_budget(principal)
+            request_id = uuid.uuid4().hex
+            ticket = await self.admission.admit(principal, request_id, request.estimated_prompt_tokens)
+            meter = Meter(request_id, principal, model, spec.deployment_name)
+            session = header(scope, b"x-session-id")
+            route = RouteRequest(model, request.prefix, session.decode("latin-1") if session else None)
+            try:
+                status = await self.runtime.proxy.serve(request, route, meter, send, receive)
+            finally:
+                await self.admission.settle(ticket, meter.total_tokens)
+        except GatewayError as exc:
+            status = exc.status
+            await send_error(send, exc)
+        except ClientDisconnected:
+            status = 499
+        except Exception:
+            log.exception("Failed serving request path=%s tenant=%s model=%s", kind.value, tenant, model)
+            await send_error(
+                send, GatewayError(500, "Internal gateway error.", "server_error", "internal_error")
+            )
+        finally:
+            self.runtime.leave()
+            self.metrics.requests.labels(tenant, model, str(status)).inc()
+
+    async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            principal = await self.admission.authenticate(scope)
+        except GatewayError as exc:
+            await send_error(send, exc)
+            return
+        data = [
+            {"id": state.spec.name, "object": "model", "created": 0, "owned_by": "modelplex"}
+            for state in self.pool.models.values()
+            if may_use(principal, state.spec)
+        ]
+        await send_bytes(send, 200, json.dumps({"object": "list", "data": data}).encode())
+
+    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.runtime.draining:
+            await send_error(send, draining())
+        else:
+            await send_bytes(send, 200, b'{"status":"ok"}')
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_bytes(send, 200, self.metrics.render(), PROMETHEUS)

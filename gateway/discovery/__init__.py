@@ -1,0 +1,1 @@
+"""Discovery: where the models and their ready endpoints come from."""

@@ -1,0 +1,114 @@
+"""Parsing and checking an inference request body, and rewriting it for the upstream engine."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modelplex.gateway.errors import bad_request
+
+# The gateway always asks the engine for usage on streams; the client gets only what it asked for.
+UPSTREAM_STREAM_OPTIONS = {"include_usage": True, "continuous_usage_stats": True}
+CHARS_PER_TOKEN = 4  # a deliberately rough estimate; TPM is corrected with the engine's count after
+
+
+class Kind(enum.StrEnum):
+    CHAT = "/v1/chat/completions"
+    COMPLETION = "/v1/completions"
+    EMBEDDING = "/v1/embeddings"
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceRequest:
+    kind: Kind
+    model: str
+    stream: bool
+    client_include_usage: bool
+    client_continuous_usage: bool
+    prefix: str  # leading prompt text, hashed by prefix affinity; never logged
+    estimated_prompt_tokens: int
+    upstream_body: bytes
+
+
+def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
+    body = _load_object(raw)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("'model' must be a non-empty string.", "model")
+    stream = _stream_flag(kind, body)
+    options = _stream_options(body, stream)
+    text = _prompt_text(kind, body)
+    upstream = raw
+    if stream:
+        upstream = json.dumps({**body, "stream_options": UPSTREAM_STREAM_OPTIONS}).encode()
+    return InferenceRequest(
+        kind=kind,
+        model=model,
+        stream=stream,
+        client_include_usage=bool(options.get("include_usage", False)),
+        client_continuous_usage=bool(options.get("continuous_usage_stats", False)),
+        prefix=text[:prefix_chars],
+        estimated_prompt_tokens=max(1, -(-len(text) // CHARS_PER_TOKEN)),
+        upstream_body=upstream,
+    )
+
+
+def _load_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return body
+
+
+def _stream_flag(kind: Kind, body: dict[str, Any]) -> bool:
+    stream = body.get("stream", False)
+    if stream is None:
+        return False
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean.", "stream")
+    if stream and kind is Kind.EMBEDDING:
+        raise bad_request("Embeddings cannot be streamed.", "stream")
+    return stream
+
+
+def _stream_options(body: dict[str, Any], stream: bool) -> dict[str, Any]:
+    options = body.get("stream_options")
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise bad_request("'stream_options' must be an object.", "stream_options")
+    if not stream:
+        raise bad_request("'stream_options' is only allowed when 'stream' is true.", "stream_options")
+    return options
+
+
+def _prompt_text(kind: Kind, body: dict[str, Any]) -> str:
+    if kind is Kind.CHAT:
+        return _chat_text(body.get("messages"))
+    field = "prompt" if kind is Kind.COMPLETION else "input"
+    value = body.get(field)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value:
+        return "\n".join(item if isinstance(item, str) else json.dumps(item) for item in value)
+    raise bad_request(f"'{field}' must be a string or a non-empty list.", field)
+
+
+def _chat_text(messages: object) -> str:
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty list.", "messages")
+    parts: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise bad_request("Each message must be an object with a 'role'.", "messages")
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "\n".join(parts)

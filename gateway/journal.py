@@ -1,0 +1,181 @@
+"""A crash-safe local journal of usage events: append-only segment files, one JSON line per event.
+
+Each event is written with one `write` as soon as its request ends (so a killed process loses nothing
+the kernel has), and a background task fsyncs in small groups (so a machine crash loses at most one
+fsync interval). A cursor file remembers how far the shipper got; everything after it is replayed
+after a restart, and the ledger ignores duplicate request ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelplex.billing.contracts import UsageEvent
+
+log = logging.getLogger(__name__)
+
+SEGMENT_GLOB = "segment-*.jsonl"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    segment: int
+    offset: int
+
+
+def segment_path(directory: Path, number: int) -> Path:
+    return directory / f"segment-{number:010d}.jsonl"
+
+
+def segment_numbers(directory: Path) -> list[int]:
+    return sorted(int(p.stem.split("-", 1)[1]) for p in directory.glob(SEGMENT_GLOB))
+
+
+class Journal:
+    def __init__(self, directory: Path, segment_bytes: int, fsync_interval: float) -> None:
+        self.directory = directory
+        self._segment_bytes = segment_bytes
+        self._fsync_interval = fsync_interval
+        self._fd = -1
+        self._lock_fd = -1
+        self.segment = 0
+        self._size = 0
+        self._dirty = False
+        self.appended = 0
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.directory / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"journal {self.directory} is in use by another gateway process") from None
+        numbers = segment_numbers(self.directory)
+        self.segment = numbers[-1] if numbers else 1
+        path = segment_path(self.directory, self.segment)
+        _drop_torn_tail(path)
+        self._open_segment(path)
+
+    def append(self, event: UsageEvent) -> None:
+        line = event.model_dump_json().encode() + b"\n"
+        os.write(self._fd, line)
+        self._size += len(line)
+        self._dirty = True
+        self.appended += 1
+        if self._size >= self._segment_bytes:
+            self._rotate()
+
+    def end(self) -> Position:
+        return Position(self.segment, self._size)
+
+    def sync(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            os.fsync(self._fd)
+
+    async def run_syncer(self) -> None:
+        while True:
+            await asyncio.sleep(self._fsync_interval)
+            if self._dirty:
+                self._dirty = False
+                await asyncio.to_thread(os.fsync, self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.sync()
+            os.close(self._fd)
+            self._fd = -1
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def _rotate(self) -> None:
+        self.sync()
+        os.close(self._fd)
+        self.segment += 1
+        self._open_segment(segment_path(self.directory, self.segment))
+        log.info("Rotated usage journal segment=%d", self.segment)
+
+    def _open_segment(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size
+        _fsync_dir(self.directory)
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """A crash can leave half a line at the end of the last segment: cut it off."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep != len(data):
+        os.truncate(path, keep)
+        log.warning("Truncated torn journal tail path=%s bytes=%d", path, len(data) - keep)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Cursor:
+    """How far the shipper got, saved atomically (write, fsync, rename)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / "cursor.json"
+
+    def load(self) -> Position:
+        try:
+            data = json.loads(self._path.read_text())
+            return Position(int(data["segment"]), int(data["offset"]))
+        except FileNotFoundError:
+            numbers = segment_numbers(self._path.parent)
+            return Position(numbers[0] if numbers else 1, 0)
+
+    def save(self, position: Position) -> None:
+        tmp = self._path.with_suffix(".tmp")
+        with tmp.open("w") as handle:
+            json.dump({"segment": position.segment, "offset": position.offset}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(self._path)
+
+
+def backlog_bytes(directory: Path, start: Position) -> int:
+    total = -start.offset
+    for number in segment_numbers(directory):
+        if number >= start.segment:
+            total += segment_path(directory, number).stat().st_size
+    return max(0, total)
+
+
+def read_events(directory: Path, start: Position, limit: int) -> tuple[list[UsageEvent], Position]:
+    """Up to `limit` whole events of the segment at `start`, and the position after them."""
+    path = segment_path(directory, start.segment)
+    try:
+        with path.open("rb") as handle:
+            handle.seek(start.offset)
+            data = handle.read(limit * 1024)
+    except FileNotFoundError:
+        return [], start
+    events: list[UsageEvent] = []
+    offset = 0
+    while len(events) < limit and (end := data.find(b"\n", offset)) != -1:
+        line = data[offset:end]
+        offset = end + 1
+        if not line.strip():
+            continue
+        try:
+            events.append(UsageEvent.model_validate_json(line))
+        except ValueError:
+            log.error("Skipped unreadable journal line segment=%d offset=%d", start.segment, start.offset)
+    return events, Position(start.segment, start.offset + offset)

@@ -1,0 +1,1 @@
+"""Per-tenant limits: requests and tokens per minute, concurrency. In-process or shared through Redis."""

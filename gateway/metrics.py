@@ -1,0 +1,69 @@
+"""Prometheus metrics of one gateway. Labels carry ids and names only, never keys or prompt text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "modelplex_gateway_requests", "Requests answered.", ["tenant", "model", "code"], registry=r
+        )
+        self.tokens = Counter(
+            "modelplex_gateway_tokens",
+            "Tokens served (prompt, cached, completion).",
+            ["tenant", "model", "type"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "modelplex_gateway_request_duration_seconds",
+            "Request duration.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "modelplex_gateway_time_to_first_token_seconds",
+            "Time to the first streamed chunk.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "modelplex_gateway_queue_depth", "Requests waiting for a replica.", ["model"], registry=r
+        )
+        self.in_flight = Gauge(
+            "modelplex_gateway_in_flight", "Requests in flight.", ["model", "replica"], registry=r
+        )
+        self.upstream_errors = Counter(
+            "modelplex_gateway_upstream_errors",
+            "Failed upstream attempts.",
+            ["model", "replica", "kind"],
+            registry=r,
+        )
+        self.replica_up = Gauge(
+            "modelplex_gateway_replica_healthy",
+            "1 when the replica receives traffic.",
+            ["model", "replica"],
+            registry=r,
+        )
+        self.journal_backlog = Gauge(
+            "modelplex_gateway_journal_backlog_bytes", "Journaled usage not yet shipped.", registry=r
+        )
+        self.usage_shipped = Gauge(
+            "modelplex_gateway_usage_events_shipped", "Usage events shipped since start.", registry=r
+        )
+
+    def watch_journal(self, backlog: Callable[[], float], shipped: Callable[[], float]) -> None:
+        self.journal_backlog.set_function(backlog)
+        self.usage_shipped.set_function(shipped)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,197 @@
+"""The replicas of every model, their load and health, and the bounded per-model wait queue.
+
+`acquire` picks a replica with the model's routing policy among the healthy, ready, non-saturated ones;
+when there is none (all saturated, or zero ready replicas) the request waits in the model's FIFO queue
+until a slot frees, the catalog changes or its deadline passes (503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from modelplex.gateway.discovery.base import Catalog, ModelSpec
+from modelplex.gateway.errors import no_capacity
+from modelplex.gateway.metrics import GatewayMetrics
+from modelplex.gateway.routing.base import Endpoint, EndpointLoad, RouteRequest, RoutingPolicy, Snapshot
+from modelplex.gateway.routing.registry import make_policy
+from modelplex.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Replica:
+    model: str
+    endpoint: Endpoint
+    max_in_flight: int
+    in_flight: int = 0
+    failures: int = 0  # consecutive
+    ejected: bool = False
+    waiting: int = 0
+    running: int = 0
+    kv_cache_usage: float = 0.0
+
+    def load(self) -> EndpointLoad:
+        return EndpointLoad(self.endpoint, self.in_flight, self.waiting, self.running, self.kv_cache_usage)
+
+
+@dataclass(slots=True)
+class ModelState:
+    spec: ModelSpec
+    policy: RoutingPolicy
+    replicas: dict[str, Replica] = field(default_factory=dict)
+
+    def snapshot(self, exclude: frozenset[str]) -> Snapshot:
+        members = tuple(r.load() for r in self.replicas.values() if not r.ejected)
+        available = tuple(
+            m
+            for m in members
+            if m.in_flight < self.replicas[m.endpoint.id].max_in_flight and m.endpoint.id not in exclude
+        )
+        return Snapshot(members, available)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    replica: Replica
+
+
+class Pool:
+    def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self.models: dict[str, ModelState] = {}
+        self._queues: dict[str, deque[asyncio.Future[None]]] = {}
+        self.ready = asyncio.Event()  # set once the first catalog arrived
+
+    def spec(self, model: str) -> ModelSpec | None:
+        state = self.models.get(model)
+        return state.spec if state else None
+
+    async def update(self, catalog: Catalog) -> None:
+        models: dict[str, ModelState] = {}
+        for spec in catalog.models:
+            models[spec.name] = self._model_state(spec, self.models.get(spec.name))
+        self.models = models
+        self.ready.set()
+        for name in models:
+            self._wake(name)
+
+    def replicas(self) -> list[Replica]:
+        return [r for state in self.models.values() for r in state.replicas.values()]
+
+    async def acquire(
+        self, model: str, request: RouteRequest, exclude: frozenset[str] = frozenset(), wait: bool = True
+    ) -> Lease:
+        queue = self._queues.setdefault(model, deque())
+        if not queue:
+            lease = await self._try(model, request, exclude)
+            if lease is not None:
+                return lease
+        if not wait or len(queue) >= self._settings.queue_max_size:
+            raise no_capacity(model, self._settings.retry_after_seconds)
+        return await self._wait(model, request, exclude, queue)
+
+    def release(self, lease: Lease, failed: bool | None) -> None:
+        """`failed`: True counts towards ejection, False resets the count, None (client gone) neither."""
+        replica = lease.replica
+        replica.in_flight -= 1
+        self._metrics.in_flight.labels(replica.model, replica.endpoint.id).set(replica.in_flight)
+        if failed:
+            self._failed(replica)
+        elif failed is False:
+            replica.failures = 0
+        self._wake(replica.model)
+
+    def readmit(self, replica: Replica) -> None:
+        replica.failures = 0
+        replica.ejected = False
+        self._metrics.replica_up.labels(replica.model, replica.endpoint.id).set(1)
+        log.info("Readmitted replica model=%s replica=%s", replica.model, replica.endpoint.id)
+        self._wake(replica.model)
+
+    def _failed(self, replica: Replica) -> None:
+        replica.failures += 1
+        if not replica.ejected and replica.failures >= self._settings.eject_after_failures:
+            replica.ejected = True
+            self._metrics.replica_up.labels(replica.model, replica.endpoint.id).set(0)
+            log.warning(
+                "Ejected replica model=%s replica=%s failures=%d",
+                replica.model,
+                replica.endpoint.id,
+                replica.failures,
+            )
+
+    async def _wait(
+        self, model: str, request: RouteRequest, exclude: frozenset[str], queue: deque[asyncio.Future[None]]
+    ) -> Lease:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        queue.append(future)
+        self._metrics.queue_depth.labels(model).set(len(queue))
+        lease: Lease | None = None
+        try:
+            async with asyncio.timeout(self._settings.queue_timeout_seconds):
+                while True:
+                    await future
+                    lease = await self._try(model, request, exclude)
+                    if lease is not None:
+                        if queue:
+                            self._wake(model)  # more capacity may have appeared at once
+                        return lease
+                    future = loop.create_future()
+                    queue.appendleft(future)
+        except TimeoutError:
+            raise no_capacity(model, self._settings.retry_after_seconds) from None
+        finally:
+            if not future.done():
+                queue.remove(future)
+            elif lease is None:
+                self._wake(model)  # woken but leaving: pass the wake-up on
+            self._metrics.queue_depth.labels(model).set(len(queue))
+
+    async def _try(self, model: str, request: RouteRequest, exclude: frozenset[str]) -> Lease | None:
+        state = self.models.get(model)
+        if state is None:
+            return None
+        snapshot = state.snapshot(exclude)
+        if not snapshot.available:
+            return None
+        endpoint = await state.policy.choose(request, snapshot)
+        replica = state.replicas[endpoint.id]
+        replica.in_flight += 1
+        self._metrics.in_flight.labels(model, endpoint.id).set(replica.in_flight)
+        return Lease(replica)
+
+    def _wake(self, model: str) -> None:
+        queue = self._queues.get(model)
+        while queue:
+            future = queue.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+
+    def _model_state(self, spec: ModelSpec, old: ModelState | None) -> ModelState:
+        keep_policy = old is not None and old.spec.routing == spec.routing
+        policy = (
+            old.policy
+            if old is not None and keep_policy
+            else make_policy(spec.routing, self._settings.bounded_load_factor)
+        )
+        limit = spec.max_in_flight_per_replica or self._settings.replica_max_in_flight
+        state = ModelState(spec, policy)
+        for endpoint_spec in spec.endpoints:
+            if not endpoint_spec.ready:
+                continue
+            endpoint = Endpoint(endpoint_spec.name, endpoint_spec.url.rstrip("/"))
+            previous = old.replicas.get(endpoint.id) if old else None
+            if previous is not None and previous.endpoint == endpoint:
+                previous.max_in_flight = limit
+                state.replicas[endpoint.id] = previous
+            else:
+                state.replicas[endpoint.id] = Replica(spec.name, endpoint, limit)
+                self._metrics.replica_up.labels(spec.name, endpoint.id).set(1)
+        return state

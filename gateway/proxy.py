@@ -1,0 +1,194 @@
+"""Serving one admitted request: pick a replica, call it (retrying once elsewhere before the first byte),
+relay the answer (streams chunk by chunk) and meter exactly what the engine served."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import aiohttp
+
+from modelplex.billing.contracts import Outcome
+from modelplex.gateway.asgi import (
+    ClientDisconnected,
+    Receive,
+    Send,
+    end_stream,
+    send_bytes,
+    send_chunk,
+    start_stream,
+)
+from modelplex.gateway.errors import upstream_failed
+from modelplex.gateway.inference import InferenceRequest
+from modelplex.gateway.metering import Meter, Recorder
+from modelplex.gateway.metrics import GatewayMetrics
+from modelplex.gateway.pool import Lease, Pool
+from modelplex.gateway.routing.base import RouteRequest
+from modelplex.gateway.settings import GatewaySettings
+from modelplex.gateway.sse import EventSplitter, StreamFilter
+from modelplex.gateway.upstream import Answer, AttemptFailed, call
+
+log = logging.getLogger(__name__)
+
+STREAM_ERROR = (
+    b'data: {"error":{"message":"The model failed mid-stream.","type":"server_error",'
+    b'"param":null,"code":"upstream_error"}}\n\n'
+)
+
+
+class Proxy:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        session: aiohttp.ClientSession,
+        pool: Pool,
+        recorder: Recorder,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self._settings = settings
+        self._session = session
+        self._pool = pool
+        self._recorder = recorder
+        self._metrics = metrics
+
+    async def serve(
+        self, request: InferenceRequest, route: RouteRequest, meter: Meter, send: Send, receive: Receive
+    ) -> int:
+        """Serve the request and record its usage event; returns the status the client got."""
+        lease = await self._pool.acquire(request.model, route)
+        try:
+            lease, answer = await self._dispatch(request, route, meter, lease)
+        except BaseException:
+            self._recorder.record(meter, Outcome.FAILED)
+            raise
+        if answer.stream is None:
+            return await self._whole(request, meter, lease, answer, send)
+        return await self._relay(request, meter, lease, answer, send, receive)
+
+    async def _dispatch(
+        self, request: InferenceRequest, route: RouteRequest, meter: Meter, lease: Lease
+    ) -> tuple[Lease, Answer]:
+        """First bytes from one replica; on failure, from one other replica. Keeps the lease it returns."""
+        tried: frozenset[str] = frozenset()
+        while True:
+            replica = lease.replica
+            meter.replica = replica.endpoint.id
+            try:
+                answer = await call(
+                    self._session, replica.endpoint.url, request, self._settings.first_byte_timeout_seconds
+                )
+            except AttemptFailed as exc:
+                self._attempt_failed(lease, exc.kind)
+                tried |= {replica.endpoint.id}
+                if len(tried) > 1:
+                    raise upstream_failed(request.model) from None
+                lease = await self._retry_lease(request, route, tried)
+                continue
+            except BaseException:
+                self._pool.release(lease, None)
+                raise
+            meter.first_byte()
+            return lease, answer
+
+    async def _retry_lease(
+        self, request: InferenceRequest, route: RouteRequest, tried: frozenset[str]
+    ) -> Lease:
+        try:
+            return await self._pool.acquire(request.model, route, exclude=tried, wait=False)
+        except Exception:
+            raise upstream_failed(request.model) from None
+
+    def _attempt_failed(self, lease: Lease, kind: str) -> None:
+        replica = lease.replica
+        self._metrics.upstream_errors.labels(replica.model, replica.endpoint.id, kind).inc()
+        log.warning(
+            "Failed upstream attempt model=%s replica=%s kind=%s", replica.model, replica.endpoint.id, kind
+        )
+        self._pool.release(lease, True)
+
+    async def _whole(
+        self, request: InferenceRequest, meter: Meter, lease: Lease, answer: Answer, send: Send
+    ) -> int:
+        self._pool.release(lease, False)
+        if answer.status == 200:
+            _read_usage(answer.body, meter)
+        outcome = Outcome.COMPLETED if answer.status == 200 else Outcome.FAILED
+        self._recorder.record(meter, outcome)
+        headers = {"x-request-id": meter.request_id}
+        await send_bytes(send, answer.status, answer.body, answer.content_type.encode(), headers)
+        return answer.status
+
+    async def _relay(
+        self,
+        request: InferenceRequest,
+        meter: Meter,
+        lease: Lease,
+        answer: Answer,
+        send: Send,
+        receive: Receive,
+    ) -> int:
+        sse = StreamFilter(request.client_include_usage, request.client_continuous_usage, meter.usage)
+        pump = asyncio.ensure_future(self._pump(answer, sse, meter, send))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        outcome = Outcome.ABORTED
+        try:
+            await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+            if pump.done() and not pump.cancelled():
+                outcome = pump.result()
+        except ClientDisconnected:
+            outcome = Outcome.ABORTED
+        except Exception as exc:
+            log.error("Failed relaying stream replica=%s error=%r", meter.replica, exc)
+            outcome = Outcome.FAILED
+        finally:
+            gone.cancel()
+            pump.cancel()
+            await asyncio.wait((pump, gone))
+            assert answer.stream is not None
+            answer.stream.close()  # a closed connection is how the engine learns to stop generating
+            self._pool.release(lease, _replica_failed(outcome))
+            self._recorder.record(meter, outcome)
+        return 200
+
+    async def _pump(self, answer: Answer, sse: StreamFilter, meter: Meter, send: Send) -> Outcome:
+        assert answer.stream is not None
+        content = answer.stream.content
+        splitter = EventSplitter()
+        await start_stream(send, 200, meter.request_id)
+        loop = asyncio.get_running_loop()
+        idle = self._settings.idle_stream_timeout_seconds
+        chunk = answer.body
+        try:
+            async with asyncio.timeout_at(loop.time() + idle) as timer:
+                while chunk:
+                    out = [e for e in map(sse.process, splitter.feed(chunk)) if e is not None]
+                    if out:
+                        await send_chunk(send, b"".join(out))
+                    timer.reschedule(loop.time() + idle)
+                    chunk = await content.readany()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Failed upstream stream replica=%s error=%s", meter.replica, type(exc).__name__)
+        failed = sse.failed or not sse.done
+        if failed and not sse.failed:
+            await send_chunk(send, STREAM_ERROR)
+        await end_stream(send)
+        return Outcome.FAILED if failed else Outcome.COMPLETED
+
+
+def _replica_failed(outcome: Outcome) -> bool | None:
+    return {Outcome.FAILED: True, Outcome.COMPLETED: False}.get(outcome)
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _read_usage(body: bytes, meter: Meter) -> None:
+    try:
+        usage = json.loads(body).get("usage")
+    except (ValueError, AttributeError):
+        return
+    if isinstance(usage, dict):
+        meter.usage.update(usage)

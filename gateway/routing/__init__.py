@@ -1,0 +1,1 @@
+"""Routing: one interface, pure policies, a registry of names."""

@@ -1,0 +1,153 @@
+"""The gateway's lifespan: start the journal, discovery and background tasks; drain and stop them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aiohttp
+
+from modelplex.billing.contracts import UsageSink
+from modelplex.gateway.asgi import Receive, Send
+from modelplex.gateway.discovery.base import DiscoverySource
+from modelplex.gateway.health import run_prober, run_scraper
+from modelplex.gateway.journal import Journal
+from modelplex.gateway.limits.base import Limiter
+from modelplex.gateway.metering import Recorder
+from modelplex.gateway.metrics import GatewayMetrics
+from modelplex.gateway.pool import Pool
+from modelplex.gateway.proxy import Proxy
+from modelplex.gateway.settings import GatewaySettings
+from modelplex.gateway.shipper import Shipper
+from modelplex.gateway.upstream import make_session
+
+log = logging.getLogger(__name__)
+
+FIRST_CATALOG_SECONDS = 10.0
+SHIP_AT_SHUTDOWN_SECONDS = 5.0
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        pool: Pool,
+        journal: Journal,
+        sink: UsageSink | None,
+        discovery: DiscoverySource,
+        limiter: Limiter,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._journal = journal
+        self._sink = sink
+        self._discovery = discovery
+        self._limiter = limiter
+        self._metrics = metrics
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy: Proxy | None = None
+        self.shipper: Shipper | None = None
+        self.draining = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+
+    @property
+    def proxy(self) -> Proxy:
+        assert self._proxy is not None, "the gateway has not started"
+        return self._proxy
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    log.exception("Failed starting the gateway")
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def start(self) -> None:
+        self._journal.open()
+        self._session = make_session(self._settings)
+        recorder = Recorder(self._journal, self._metrics)
+        self._proxy = Proxy(self._settings, self._session, self._pool, recorder, self._metrics)
+        self._spawn("discovery", lambda: self._discovery.run(self._pool.update))
+        self._spawn("journal-sync", self._journal.run_syncer)
+        if self._sink is not None:
+            shipper = self.shipper = Shipper(
+                self._journal,
+                self._sink,
+                self._settings.ship_batch_size,
+                self._settings.ship_interval_seconds,
+                self._settings.ship_backoff_max_seconds,
+            )
+            self._metrics.watch_journal(lambda: shipper.backlog, lambda: shipper.shipped)
+            self._spawn("shipper", shipper.run)
+        self._spawn(
+            "prober", lambda: run_prober(self._pool, self._session_(), self._settings.probe_interval_seconds)
+        )
+        if self._settings.scrape_interval_seconds > 0:
+            interval = self._settings.scrape_interval_seconds
+            self._spawn("scraper", lambda: run_scraper(self._pool, self._session_(), interval))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_CATALOG_SECONDS):
+                await self._pool.ready.wait()
+        log.info("Started gateway models=%d journal=%s", len(self._pool.models), self._journal.directory)
+
+    async def stop(self) -> None:
+        self.draining = True
+        if self.in_flight:
+            log.info("Draining gateway in_flight=%d", self.in_flight)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.drain_timeout_seconds):
+                    await self._idle.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.shipper is not None:
+            await self.shipper.drain(SHIP_AT_SHUTDOWN_SECONDS)
+        self._journal.close()
+        if self._session is not None:
+            await self._session.close()
+        await self._limiter.close()
+        log.info("Stopped gateway in_flight=%d", self.in_flight)
+
+    def _session_(self) -> aiohttp.ClientSession:
+        assert self._session is not None
+        return self._session
+
+    def _spawn(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._tasks.append(asyncio.create_task(_supervised(name, work), name=f"gateway-{name}"))
+
+
+async def _supervised(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Background work must not die quietly: log and restart it."""
+    while True:
+        try:
+            await work()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Failed background task name=%s; restarting", name)
+            await asyncio.sleep(1.0)

@@ -1,0 +1,60 @@
+"""The gateway's settings: read once from the environment at start, then passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    """Every knob of the gateway. Environment: `MODELPLEX_GATEWAY_<FIELD>`, plus `MODELPLEX_REDIS_URL`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELPLEX_GATEWAY_", frozen=True, extra="forbid", populate_by_name=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    config: Path | None = None  # static discovery file (models -> endpoints, access, routing)
+
+    # Shared limits: unset means in-process limits (one gateway replica).
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MODELPLEX_REDIS_URL", "redis_url")
+    )
+
+    # Requests.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    prefix_chars: int = Field(default=256, gt=0)  # leading prompt characters hashed for prefix affinity
+    budget_cache_seconds: float = Field(default=1.0, ge=0)
+
+    # Upstream.
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    first_byte_timeout_seconds: float = Field(default=120.0, gt=0)
+    idle_stream_timeout_seconds: float = Field(default=60.0, gt=0)
+    replica_max_in_flight: int = Field(default=64, gt=0)  # per replica, unless the model overrides it
+
+    # Queueing when every replica is saturated or none is ready.
+    queue_max_size: int = Field(default=512, ge=0)
+    queue_timeout_seconds: float = Field(default=30.0, gt=0)
+    retry_after_seconds: int = Field(default=1, ge=1)
+
+    # Routing.
+    bounded_load_factor: float = Field(default=1.25, gt=1.0)
+
+    # Passive health and load scraping.
+    eject_after_failures: int = Field(default=3, gt=0)
+    probe_interval_seconds: float = Field(default=2.0, gt=0)
+    scrape_interval_seconds: float = Field(default=2.0, ge=0)  # 0 disables scraping /metrics
+
+    # Journal and shipping.
+    journal_dir: Path = Path(".modelplex/gateway-journal")
+    journal_fsync_interval_seconds: float = Field(default=0.005, gt=0)
+    journal_segment_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    ship_batch_size: int = Field(default=500, gt=0)
+    ship_interval_seconds: float = Field(default=0.2, gt=0)
+    ship_backoff_max_seconds: float = Field(default=30.0, gt=0)
+
+    # Shutdown.
+    drain_timeout_seconds: float = Field(default=30.0, ge=0)
