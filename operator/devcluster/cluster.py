@@ -59,6 +59,18 @@ class DevCluster:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    def user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig authenticating as `user` (in `groups`), with only what RBAC grants them.
+
+        Tests run components as the identity they have in production, e.g. the operator bound
+        to its ClusterRole rather than as cluster-admin.
+        """
+        ca = CertificateAuthority(self.workdir / "pki")
+        stem = "user-" + "".join(ch if ch.isalnum() else "-" for ch in user)
+        pair = ca.issue(stem, user, groups, client=True)
+        credentials = Credentials(self.server, ca.pair.cert, pair.cert, pair.key)
+        return write_kubeconfig(self.workdir / f"{stem}.kubeconfig", credentials, user)
+
     def to_state(self) -> dict[str, Any]:
         return {
             "workdir": str(self.workdir),
@@ -92,8 +104,8 @@ class _Starter:
         self.components.append(component)
         return component
 
-    def _credentials(self, server: str, stem: str, user: str, group: str | None = None) -> Credentials:
-        pair = self.pki.issue(stem, user, group, client=True)
+    def _credentials(self, server: str, stem: str, user: str, groups: tuple[str, ...] = ()) -> Credentials:
+        pair = self.pki.issue(stem, user, groups, client=True)
         return Credentials(server, self.pki.pair.cert, pair.cert, pair.key)
 
     def etcd(self) -> str:
@@ -161,7 +173,7 @@ class _Starter:
                 "--v=1",
             ],
         )
-        admin = self._credentials(server, "admin", ADMIN_USER, "system:masters")
+        admin = self._credentials(server, "admin", ADMIN_USER, ("system:masters",))
         client = ClusterClient(admin, timeout=3)
         try:
             wait_until("kube-apiserver /readyz", lambda: client.ok("/readyz"), self.timeout, [apiserver])
@@ -169,10 +181,8 @@ class _Starter:
             client.close()
         return admin
 
-    def kubeconfig_for(self, server: str, stem: str, user: str, group: str | None = None) -> Path:
-        return write_kubeconfig(
-            self.dir / f"{stem}.kubeconfig", self._credentials(server, stem, user, group), user
-        )
+    def kubeconfig_for(self, server: str, stem: str, user: str) -> Path:
+        return write_kubeconfig(self.dir / f"{stem}.kubeconfig", self._credentials(server, stem, user), user)
 
     def controller_manager(self, server: str) -> None:
         kubeconfig = self.kubeconfig_for(server, "controller-manager", "system:kube-controller-manager")

@@ -24,10 +24,10 @@ class KeyPair:
     key: Path
 
 
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
+def _name(common_name: str, groups: tuple[str, ...] = ()) -> x509.Name:
+    """Kubernetes reads a client certificate's CN as the user and each O as one of its groups."""
     parts = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        parts.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    parts += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
     return x509.Name(parts)
 
 
@@ -46,6 +46,13 @@ class CertificateAuthority:
 
     def __init__(self, directory: Path, name: str = "modelplex-dev-cluster-ca") -> None:
         self.directory = directory
+        self.pair = KeyPair(directory / "ca.crt", directory / "ca.key")
+        if self.pair.key.exists():  # the CA of a running cluster, to sign more users for it
+            loaded = serialization.load_pem_private_key(self.pair.key.read_bytes(), password=None)
+            assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+            self._key = loaded
+            self._cert = x509.load_pem_x509_certificate(self.pair.cert.read_bytes())
+            return
         directory.mkdir(parents=True, exist_ok=True)
         self._key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
@@ -74,7 +81,6 @@ class CertificateAuthority:
             )
             .sign(self._key, hashes.SHA256())
         )
-        self.pair = KeyPair(directory / "ca.crt", directory / "ca.key")
         self.pair.cert.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
         _write_key(self.pair.key, self._key)
 
@@ -86,7 +92,7 @@ class CertificateAuthority:
         self,
         stem: str,
         common_name: str,
-        organization: str | None = None,
+        groups: tuple[str, ...] = (),
         *,
         server: bool = False,
         client: bool = False,
@@ -101,7 +107,7 @@ class CertificateAuthority:
             usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name, organization))
+            .subject_name(_name(common_name, groups))
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

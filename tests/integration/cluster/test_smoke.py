@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 
 from modelplex.operator.devcluster.cluster import DevCluster
 from modelplex.operator.devcluster.nodes import GPU_PRODUCT_LABEL
@@ -200,3 +200,32 @@ def test_rbac_denies_a_service_account_without_a_role(
             lambda: http.get(f"/api/v1/namespaces/{namespace}/pods").status_code == 200,
             what="the Role to take effect",
         )
+
+
+def test_user_kubeconfig_has_only_what_rbac_grants(kube: client.ApiClient, dev_cluster: DevCluster) -> None:
+    kubeconfig = dev_cluster.user_kubeconfig("smoke-reader", groups=("smoke-readers",))
+    rbac = client.RbacAuthorizationV1Api(kube)
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": "smoke-node-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}],
+        }
+    )
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": "smoke-readers-read-nodes"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "smoke-node-reader",
+            },
+            "subjects": [{"kind": "Group", "name": "smoke-readers", "apiGroup": "rbac.authorization.k8s.io"}],
+        }
+    )
+    reader = config.new_client_from_config(config_file=str(kubeconfig))
+    with reader:
+        core = client.CoreV1Api(reader)
+        assert len(eventually(lambda: core.list_node().items, what="the group binding to apply")) == 2
+        with pytest.raises(client.ApiException) as denied:
+            core.list_namespaced_pod("default")
+        assert denied.value.status == 403
