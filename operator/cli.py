@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from modelplex import __version__
+from modelplex.billing import cli as billing_cli
+from modelplex.billing import cli_money as billing_cli_money
 from modelplex.gateway.cli import gateway
 from modelplex.operator.devcluster.cli import dev_cluster
 
@@ -17,3 +19,10 @@ def main() -> None:
 
 main.add_command(dev_cluster)
 main.add_command(gateway)
+main.add_command(billing_cli.tenants_group)
+main.add_command(billing_cli.keys_group)
+main.add_command(billing_cli_money.plans_group)
+main.add_command(billing_cli_money.prices_group)
+main.add_command(billing_cli_money.usage_command)
+main.add_command(billing_cli_money.invoice_command)
+main.add_command(billing_cli_money.ledger_group)

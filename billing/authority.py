@@ -1,0 +1,78 @@
+"""The ledger's KeyAuthority: checks API keys and budgets for the gateway, fast and cached.
+
+Answers are cached in-process for `auth_cache_seconds` (default 5 s), keyed by the key's HMAC so the
+plaintext is never kept. A revocation, suspension or expiry is therefore honoured within that time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+
+from modelplex.billing.cache import TtlCache
+from modelplex.billing.contracts import BudgetStatus, Principal
+from modelplex.billing.keys import key_hash, looks_like_key
+from modelplex.billing.ledger import Ledger
+from modelplex.billing.periods import utcnow
+from modelplex.billing.statements import budget_status
+from modelplex.billing.tables import ApiKey, Plan, Tenant
+from modelplex.billing.tenants import plan_limits
+
+_Found = tuple[Principal, datetime | None]  # the principal and when its key expires
+
+
+class LedgerKeyAuthority:
+    def __init__(self, ledger: Ledger, clock: Callable[[], float] = time.monotonic) -> None:
+        ttl = ledger.settings.auth_cache_seconds
+        self._ledger = ledger
+        self._keys: TtlCache[str, _Found | None] = TtlCache(ttl, clock=clock)
+        self._budgets: TtlCache[str, BudgetStatus] = TtlCache(ttl, clock=clock)
+
+    async def authenticate(self, api_key: str) -> Principal | None:
+        if not looks_like_key(api_key):
+            return None
+        digest = key_hash(self._ledger.pepper, api_key)
+        fresh, found = self._keys.get(digest)
+        if not fresh:
+            found = await self._lookup(digest)
+            self._keys.put(digest, found)
+        if found is None:
+            return None
+        principal, expires_at = found
+        return principal if expires_at is None or expires_at > utcnow() else None
+
+    async def _lookup(self, digest: str) -> _Found | None:
+        query = (
+            select(ApiKey, Tenant, Plan)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .outerjoin(Plan, Plan.id == Tenant.plan_id)
+            .where(ApiKey.key_hash == digest)
+        )
+        async with self._ledger.sessions() as session:
+            row = (await session.execute(query)).one_or_none()
+        if row is None or row.ApiKey.revoked_at is not None:
+            return None
+        principal = Principal(
+            tenant_id=row.Tenant.id,
+            tenant_name=row.Tenant.name,
+            key_id=row.ApiKey.id,
+            tenant_suspended=row.Tenant.status == "suspended",
+            limits=plan_limits(row.Plan),
+        )
+        return principal, row.ApiKey.expires_at
+
+    async def budget(self, tenant_id: str) -> BudgetStatus:
+        fresh, status = self._budgets.get(tenant_id)
+        if fresh and status is not None:
+            return status
+        status = await budget_status(self._ledger, tenant_id)
+        self._budgets.put(tenant_id, status)
+        return status
+
+    def forget(self) -> None:
+        """Drop every cached answer (after a change made in this process)."""
+        self._keys.clear()
+        self._budgets.clear()

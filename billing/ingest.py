@@ -1,0 +1,117 @@
+"""Usage ingest: the ledger's UsageSink. One transaction per batch; duplicate request_ids are ignored.
+
+Each batch inserts the new events (ON CONFLICT DO NOTHING / INSERT OR IGNORE), reads back which
+request_ids were actually new, and adds only those to the hourly rollups in the same transaction,
+so an event is counted once however often the gateway's journal replays it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelplex.billing.contracts import Outcome, UsageEvent
+from modelplex.billing.ledger import Ledger
+from modelplex.billing.periods import as_utc, hour_of
+from modelplex.billing.prices import price_book
+from modelplex.billing.pricing import PriceBook
+from modelplex.billing.tables import UNPRICED, UsageEventRow, UsageHourly
+
+_log = logging.getLogger(__name__)
+_ROLLUP_KEY = ("tenant_id", "model", "price_id", "hour")
+_ROLLUP_SUMS = ("requests", "aborted", "failed", "prompt_tokens", "cached_tokens", "completion_tokens")
+
+
+def unique_events(events: Iterable[UsageEvent]) -> list[UsageEvent]:
+    """The first event of each request_id, in order."""
+    seen: set[str] = set()
+    kept = []
+    for event in events:
+        if event.request_id not in seen:
+            seen.add(event.request_id)
+            kept.append(event)
+    return kept
+
+
+def event_row(event: UsageEvent, book: PriceBook) -> dict[str, Any]:
+    """The usage_events row for `event`, priced at the price in force when it started."""
+    started = as_utc(event.started_at)
+    price = book.in_force(event.model, started)
+    row = event.model_dump()
+    row.update(started_at=started, finished_at=as_utc(event.finished_at), price_id=price and price.id)
+    row["outcome"] = event.outcome.value
+    return row
+
+
+def rollup_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hourly sums of event rows, sorted by key so concurrent batches lock rollups in one order."""
+    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["tenant_id"], row["model"], row["price_id"] or UNPRICED, hour_of(row["started_at"]))
+        total = sums.get(key)
+        if total is None:
+            total = sums[key] = dict(zip(_ROLLUP_KEY, key, strict=True)) | dict.fromkeys(_ROLLUP_SUMS, 0)
+        total["requests"] += 1
+        total["aborted"] += row["outcome"] == Outcome.ABORTED.value
+        total["failed"] += row["outcome"] == Outcome.FAILED.value
+        for field in ("prompt_tokens", "cached_tokens", "completion_tokens"):
+            total[field] += row[field]
+    return [sums[key] for key in sorted(sums)]
+
+
+def _insert(dialect: str, table: Any) -> Insert:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    statement: Insert = module.insert(table)
+    return statement
+
+
+async def _insert_new(session: AsyncSession, dialect: str, rows: list[dict[str, Any]]) -> set[str]:
+    table = UsageEventRow.__table__
+    statement = (
+        _insert(dialect, table)
+        .on_conflict_do_nothing(index_elements=["request_id"])  # type: ignore[attr-defined]
+        .returning(table.c.request_id)
+    )
+    # Core, not the ORM: bulk ORM inserts spend more time in bookkeeping than in the database.
+    connection = await session.connection()
+    result = await connection.execute(statement, rows)
+    return set(result.scalars().all())
+
+
+async def _add_rollups(session: AsyncSession, dialect: str, rollups: list[dict[str, Any]]) -> None:
+    statement: Any = _insert(dialect, UsageHourly.__table__)
+    table = UsageHourly.__table__.c
+    statement = statement.on_conflict_do_update(
+        index_elements=list(_ROLLUP_KEY),
+        set_={field: table[field] + statement.excluded[field] for field in _ROLLUP_SUMS},
+    )
+    connection = await session.connection()
+    await connection.execute(statement, rollups)
+
+
+class LedgerSink:
+    """The ledger's `UsageSink`: the gateway's journal hands it batches of metered requests."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    async def ingest(self, events: Sequence[UsageEvent]) -> int:
+        batch = unique_events(events)
+        if not batch:
+            return 0
+        dialect = self._ledger.dialect
+        async with self._ledger.transaction() as session:
+            book = await price_book(session, {event.model for event in batch})
+            rows = [event_row(event, book) for event in batch]
+            new_ids = await _insert_new(session, dialect, rows)
+            if new_ids:
+                await _add_rollups(
+                    session, dialect, rollup_rows(r for r in rows if r["request_id"] in new_ids)
+                )
+        _log.debug("Ingested usage batch events=%d new=%d", len(events), len(new_ids))
+        return len(new_ids)

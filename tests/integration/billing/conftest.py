@@ -1,0 +1,92 @@
+"""Ledger fixtures: every test that takes `ledger_url` or `ledger` runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from modelplex.billing import migrate
+from modelplex.billing.db import create_engine
+from modelplex.billing.ledger import Ledger
+from modelplex.billing.settings import BillingSettings
+from modelplex.billing.tables import Base
+from mpxtest.postgres import EmbeddedPostgres
+
+PEPPER = "test-pepper"
+ADMIN_TOKEN = "test-admin-token"
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("ledger-template") / "ledger.db"
+    asyncio.run(_migrate(f"sqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_ledger(postgres: EmbeddedPostgres) -> str:
+    url = postgres.create_database("ledger")
+    asyncio.run(_migrate(url))
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated ledger database of each kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "ledger.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url: str = request.getfixturevalue("postgres_ledger")
+    asyncio.run(_truncate(url))
+    yield url
+
+
+@pytest.fixture
+def settings(ledger_url: str, tmp_path: Path) -> BillingSettings:
+    return BillingSettings(
+        database_url=ledger_url,
+        state_dir=tmp_path / "state",
+        key_pepper=PEPPER,
+        admin_token=ADMIN_TOKEN,
+        auto_migrate=False,
+    )
+
+
+@pytest.fixture
+async def ledger(settings: BillingSettings) -> AsyncIterator[Ledger]:
+    opened = await Ledger.connect(settings)
+    try:
+        yield opened
+    finally:
+        await opened.close()

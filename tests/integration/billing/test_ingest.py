@@ -1,0 +1,109 @@
+"""Usage ingest on both databases: idempotent by request_id, rollups exact, safe under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from integration.billing.events import usage_event
+from sqlalchemy import func, select
+
+from modelplex.billing.contracts import Outcome
+from modelplex.billing.ingest import LedgerSink
+from modelplex.billing.ledger import Ledger
+from modelplex.billing.tables import UsageEventRow, UsageHourly
+
+pytestmark = pytest.mark.anyio
+NOON = datetime(2026, 3, 10, 12, tzinfo=UTC)
+
+
+async def _counts(ledger: Ledger) -> tuple[int, int, int, int]:
+    """(events, prompt tokens in events, requests in rollups, prompt tokens in rollups)."""
+    async with ledger.sessions() as session:
+        events = (await session.execute(select(func.count(), func.sum(UsageEventRow.prompt_tokens)))).one()
+        rolled = (
+            await session.execute(select(func.sum(UsageHourly.requests), func.sum(UsageHourly.prompt_tokens)))
+        ).one()
+    return int(events[0]), int(events[1] or 0), int(rolled[0] or 0), int(rolled[1] or 0)
+
+
+async def test_duplicate_request_ids_are_ignored(ledger: Ledger) -> None:
+    sink = LedgerSink(ledger)
+    batch = [usage_event(f"r{i}", prompt=100 + i) for i in range(5)]
+    assert await sink.ingest([*batch, batch[0]]) == 5  # a duplicate within the batch
+    assert await sink.ingest(batch) == 0  # the journal replays the batch
+    assert await sink.ingest([*batch[3:], usage_event("r5", prompt=105)]) == 1
+    assert await _counts(ledger) == (6, 615, 6, 615)
+
+
+async def test_a_replayed_id_keeps_the_first_version(ledger: Ledger) -> None:
+    sink = LedgerSink(ledger)
+    await sink.ingest([usage_event("r1", prompt=100)])
+    assert await sink.ingest([usage_event("r1", prompt=999)]) == 0
+    assert await _counts(ledger) == (1, 100, 1, 100)
+
+
+async def test_empty_batch_writes_nothing(ledger: Ledger) -> None:
+    assert await LedgerSink(ledger).ingest([]) == 0
+    assert await _counts(ledger) == (0, 0, 0, 0)
+
+
+async def test_concurrent_overlapping_batches_count_each_request_once(ledger: Ledger) -> None:
+    sink = LedgerSink(ledger)
+    events = [usage_event(f"r{i}", at=NOON + timedelta(minutes=i), prompt=10) for i in range(300)]
+    batches = [events[start : start + 150] for start in range(0, 300, 50)]  # every event in up to 3 batches
+    new = await asyncio.gather(*(sink.ingest(batch) for batch in batches))
+    assert sum(new) == 300
+    assert await _counts(ledger) == (300, 3000, 300, 3000)
+
+
+async def test_rollups_sum_events_by_tenant_model_and_hour(ledger: Ledger) -> None:
+    await LedgerSink(ledger).ingest(
+        [
+            usage_event("a", at=NOON, prompt=10, cached=4, completion=1),
+            usage_event(
+                "b", at=NOON + timedelta(minutes=59), prompt=20, completion=2, outcome=Outcome.ABORTED
+            ),
+            usage_event("c", at=NOON + timedelta(hours=1), prompt=30, completion=3, outcome=Outcome.FAILED),
+            usage_event("d", at=NOON, model="m2", prompt=40, completion=4),
+            usage_event("e", at=NOON, tenant_id="tnt_b", prompt=50, completion=5),
+        ]
+    )
+    query = select(
+        UsageHourly.tenant_id,
+        UsageHourly.model,
+        UsageHourly.hour,
+        UsageHourly.requests,
+        UsageHourly.aborted,
+        UsageHourly.failed,
+        UsageHourly.prompt_tokens,
+        UsageHourly.cached_tokens,
+        UsageHourly.completion_tokens,
+    ).order_by(UsageHourly.tenant_id, UsageHourly.model, UsageHourly.hour)
+    async with ledger.sessions() as session:
+        rows = [tuple(row) for row in (await session.execute(query)).all()]
+    one_pm = NOON + timedelta(hours=1)
+    assert rows == [
+        ("tnt_a", "m1", NOON, 2, 1, 0, 30, 4, 3),
+        ("tnt_a", "m1", one_pm, 1, 0, 1, 30, 0, 3),
+        ("tnt_a", "m2", NOON, 1, 0, 0, 40, 0, 4),
+        ("tnt_b", "m1", NOON, 1, 0, 0, 50, 0, 5),
+    ]
+
+
+async def test_events_keep_what_the_gateway_metered(ledger: Ledger) -> None:
+    event = usage_event("r1", at=NOON, prompt=10, cached=3, completion=7, outcome=Outcome.ABORTED)
+    await LedgerSink(ledger).ingest([event])
+    async with ledger.sessions() as session:
+        row = (await session.execute(select(UsageEventRow))).scalar_one()
+    assert (row.tenant_id, row.key_id, row.model, row.deployment, row.replica) == (
+        "tnt_a",
+        "key_a",
+        "m1",
+        "default/m1",
+        "m1-0",
+    )
+    assert (row.prompt_tokens, row.cached_tokens, row.completion_tokens, row.outcome) == (10, 3, 7, "aborted")
+    assert (row.started_at, row.finished_at) == (NOON, NOON + timedelta(seconds=2))
+    assert (row.ttft_ms, row.duration_ms) == (120.0, 2000.0)
