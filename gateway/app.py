@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from modelplex.billing.contracts import KeyAuthority, UsageSink
 from modelplex.gateway.admission import Admission, may_use
@@ -30,17 +30,21 @@ from modelplex.gateway.metering import Meter
 from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.gateway.pool import Pool
 from modelplex.gateway.routing.base import RouteRequest
-from modelplex.gateway.runtime import Runtime
+from modelplex.gateway.runtime import Runtime, Service
 from modelplex.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
 INFERENCE = {kind.value: kind for kind in Kind}
 PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
+ADMIN_PREFIX = "/admin/"
+
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Gateway:
-    """One gateway process. `authority` and `sink` are the ledger's seam (billing.contracts)."""
+    """One gateway process. `authority` and `sink` are the ledger's seam (billing.contracts); `admin`
+    serves every `/admin/` path unchanged; `services` start before serving and stop after."""
 
     def __init__(
         self,
@@ -49,6 +53,9 @@ class Gateway:
         sink: UsageSink | None,
         discovery: DiscoverySource,
         limiter: Limiter | None = None,
+        *,
+        admin: App | None = None,
+        services: Sequence[Service] = (),
     ) -> None:
         self.settings = settings
         self.metrics = GatewayMetrics()
@@ -56,10 +63,13 @@ class Gateway:
         self.journal = Journal(
             settings.journal_dir, settings.journal_segment_bytes, settings.journal_fsync_interval_seconds
         )
-        limiter = limiter or (RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter())
+        limiter = limiter or _limiter(settings)
         self.admission = Admission(authority, limiter, self.pool, settings.budget_cache_seconds)
-        self.runtime = Runtime(settings, self.pool, self.journal, sink, discovery, limiter, self.metrics)
-        self._routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
+        self.runtime = Runtime(
+            settings, self.pool, self.journal, sink, discovery, limiter, self.metrics, services
+        )
+        self._admin = admin
+        self._routes: dict[str, App] = {
             "/healthz": self._healthz,
             "/metrics": self._metrics,
             "/v1/models": self._models,
@@ -79,6 +89,9 @@ class Gateway:
                 await send_error(send, method_not_allowed(scope["method"]))
                 return
             await self._inference(kind, scope, receive, send)
+            return
+        if self._admin is not None and path.startswith(ADMIN_PREFIX):
+            await self._admin(scope, receive, send)
             return
         route = self._routes.get(path)
         if route is None:
@@ -112,7 +125,7 @@ class Gateway:
             try:
                 status = await self.runtime.proxy.serve(request, route, meter, send, receive)
             finally:
-                await self.admission.settle(ticket, meter.total_tokens)
+                await self.admission.settle(ticket, _limit_tokens(meter, ticket.estimated_tokens))
         except GatewayError as exc:
             status = exc.status
             await send_error(send, exc)
@@ -148,3 +161,17 @@ class Gateway:
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self.metrics.render(), PROMETHEUS)
+
+
+def _limiter(settings: GatewaySettings) -> Limiter:
+    if settings.redis_url:
+        return RedisLimiter(settings.redis_url, settings.concurrency_lease_seconds)
+    return MemoryLimiter()
+
+
+def _limit_tokens(meter: Meter, estimate: int) -> int:
+    """Tokens charged to the TPM limit: the engine's count; the estimate when a dispatched request
+    reported none (a client that leaves a non-streaming request early still used the engine)."""
+    if meter.usage.seen or not meter.dispatched:
+        return meter.total_tokens
+    return estimate

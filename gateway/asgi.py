@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,6 +19,41 @@ SSE = b"text/event-stream"
 
 class ClientDisconnected(Exception):
     """The client went away while the gateway was reading its request or writing the answer."""
+
+
+class ClientWatch:
+    """Cancels the current task when the client disconnects; start it once the body has been read.
+
+    Cancelling (rather than racing the work against a watcher task) needs no extra task per request and
+    interrupts the work wherever it waits: in the queue, for the replica, or writing to the client.
+    Stop it before the response's last message: a complete response also ends a pending `receive`.
+    """
+
+    __slots__ = ("_active", "_gone", "_task", "left")
+
+    def __init__(self, receive: Receive) -> None:
+        self.left = False
+        self._active = True
+        self._task = asyncio.current_task()
+        self._gone = asyncio.ensure_future(receive())
+        self._gone.add_done_callback(self._check)
+
+    def _check(self, gone: asyncio.Future[Message]) -> None:
+        if gone.cancelled() or gone.exception() is not None or not self._active:
+            return
+        if gone.result()["type"] == "http.disconnect" and self._task is not None:
+            self.left = True
+            self._task.cancel()
+
+    def stop(self) -> None:
+        if self._active:
+            self._active = False
+            self._gone.cancel()
+
+    def forgive(self) -> None:
+        """Take back the cancellation this watch caused, once its CancelledError has been caught."""
+        if self._task is not None:
+            self._task.uncancel()
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -9,9 +9,11 @@ from typing import Any
 import click
 import uvicorn
 
+from modelplex.billing.settings import BillingSettings
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.base import Catalog, Publish
 from modelplex.gateway.discovery.static import StaticConfig, StaticFileSource, load_static_config
+from modelplex.gateway.ledger import LedgerBinding
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.tenants import StaticKeyAuthority
 
@@ -25,11 +27,20 @@ class NoModels:
         await publish(Catalog())
 
 
-def build_app(settings: GatewaySettings) -> Gateway:
+def build_app(settings: GatewaySettings, billing: BillingSettings | None = None) -> Gateway:
+    """The gateway of `gateway run`: on the ledger when `billing` names a database, else ledger-less
+    (keys from the static file's `tenants:`, usage kept in the journal)."""
     config = load_static_config(settings.config) if settings.config else StaticConfig()
     discovery = StaticFileSource(settings.config) if settings.config else NoModels()
-    # No ledger is wired into the command yet: usage stays in the journal until a sink ships it.
-    return Gateway(settings, StaticKeyAuthority(config.tenants), None, discovery)
+    if billing is None or billing.database_url is None:
+        return Gateway(settings, StaticKeyAuthority(config.tenants), None, discovery)
+    if config.tenants:
+        raise click.UsageError(
+            "The config file's 'tenants:' are for a gateway without the ledger; with "
+            "MODELPLEX_DATABASE_URL set, tenants and keys live in the ledger (modelplex tenants|keys)."
+        )
+    ledger = LedgerBinding(billing)
+    return Gateway(settings, ledger, ledger, discovery, admin=ledger, services=(ledger,))
 
 
 @click.group("gateway")
@@ -51,13 +62,17 @@ def gateway() -> None:
     help="Static discovery file (YAML/JSON): models, their endpoints, access and routing; optional tenants.",
 )
 def run(host: str | None, port: int | None, config: Path | None) -> None:
-    """Serve the gateway until SIGINT/SIGTERM, then drain in-flight requests."""
+    """Serve the gateway until SIGINT/SIGTERM, then drain in-flight requests.
+
+    With MODELPLEX_DATABASE_URL set, keys, budgets and usage go through the ledger and its admin API
+    is served under /admin/v1/; otherwise keys come from the config file's `tenants:`.
+    """
     overrides: dict[str, Any] = {
         k: v for k, v in {"host": host, "port": port, "config": config}.items() if v is not None
     }
     settings = GatewaySettings(**overrides)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    app = build_app(settings)
+    app = build_app(settings, BillingSettings())
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from modelplex.billing.contracts import Outcome, Principal, UsageEvent
+from modelplex.gateway.inflight import InFlightTable
 from modelplex.gateway.journal import Journal
 from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.gateway.sse import Usage
@@ -23,7 +25,9 @@ class Meter:
     replica: str = ""
     usage: Usage = field(default_factory=Usage)
     ttft_seconds: float | None = None
+    dispatched: bool = False  # sent to a replica: from here on, exactly one usage event
     recorded: bool = False
+    slot: int = -1  # in the in-flight table
 
     def first_byte(self) -> None:
         if self.ttft_seconds is None:
@@ -33,9 +37,26 @@ class Meter:
     def total_tokens(self) -> int:
         return self.usage.prompt_tokens + self.usage.completion_tokens
 
+    @property
+    def identity(self) -> dict[str, str]:
+        return {
+            "request_id": self.request_id,
+            "tenant_id": self.principal.tenant_id,
+            "key_id": self.principal.key_id,
+            "model": self.model,
+            "deployment": self.deployment,
+            "replica": self.replica,
+            "started_at": self.started_at.isoformat(),
+        }
+
+    def counters(self) -> tuple[int, int, int, float]:
+        ttft = math.nan if self.ttft_seconds is None else self.ttft_seconds * 1000
+        usage = self.usage
+        return usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens, ttft
+
     def event(self, outcome: Outcome) -> UsageEvent:
         duration = time.perf_counter() - self.t0
-        return UsageEvent(
+        return UsageEvent.model_construct(
             request_id=self.request_id,
             tenant_id=self.principal.tenant_id,
             key_id=self.principal.key_id,
@@ -54,18 +75,29 @@ class Meter:
 
 
 class Recorder:
-    """Journals each request's usage event (once) and counts its tokens."""
+    """Tracks dispatched requests in flight, journals each one's usage event (once), counts its tokens."""
 
-    def __init__(self, journal: Journal, metrics: GatewayMetrics) -> None:
+    def __init__(self, journal: Journal, inflight: InFlightTable, metrics: GatewayMetrics) -> None:
         self._journal = journal
+        self._inflight = inflight
         self._metrics = metrics
 
+    def dispatched(self, meter: Meter) -> None:
+        """The request is about to be sent to `meter.replica` (again, after a retry)."""
+        meter.dispatched = True
+        self._inflight.track(meter)
+
+    def progressed(self, meter: Meter) -> None:
+        """The engine reported (cumulative) usage."""
+        self._inflight.update(meter)
+
     def record(self, meter: Meter, outcome: Outcome) -> UsageEvent | None:
-        if meter.recorded:
+        if meter.recorded or not meter.dispatched:
             return None
         meter.recorded = True
         event = meter.event(outcome)
         self._journal.append(event)
+        self._inflight.release(meter)  # after the append: a kill in between only makes a duplicate
         self._count(event, meter.ttft_seconds)
         return event
 

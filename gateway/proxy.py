@@ -1,5 +1,10 @@
 """Serving one admitted request: pick a replica, call it (retrying once elsewhere before the first byte),
-relay the answer (streams chunk by chunk) and meter exactly what the engine served."""
+relay the answer (streams chunk by chunk) and meter exactly what the engine served.
+
+A client that disconnects is noticed wherever the request waits (`ClientWatch` cancels the request's
+task): in the queue it just leaves; once dispatched, the upstream connection is closed, which makes the
+engine abort, and the usage the engine reported so far is billed as `aborted`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import aiohttp
 from modelplex.billing.contracts import Outcome
 from modelplex.gateway.asgi import (
     ClientDisconnected,
+    ClientWatch,
     Receive,
     Send,
     end_stream,
@@ -55,16 +61,32 @@ class Proxy:
     async def serve(
         self, request: InferenceRequest, route: RouteRequest, meter: Meter, send: Send, receive: Receive
     ) -> int:
-        """Serve the request and record its usage event; returns the status the client got."""
-        lease = await self._pool.acquire(request.model, route)
+        """Serve the request and record its usage event; returns the status the client got.
+
+        Raises ClientDisconnected when the client left before the answer was complete.
+        """
+        watch = ClientWatch(receive)
         try:
+            lease = await self._pool.acquire(request.model, route)
             lease, answer = await self._dispatch(request, route, meter, lease)
+            if answer.stream is None:
+                watch.stop()
+                return await self._whole(meter, lease, answer, send)
+            return await self._relay(request, meter, lease, answer, send, watch)
+        except asyncio.CancelledError:
+            if not watch.left:
+                raise
+            watch.forgive()
+            self._recorder.record(meter, Outcome.ABORTED)
+            raise ClientDisconnected from None
+        except ClientDisconnected:
+            self._recorder.record(meter, Outcome.ABORTED)
+            raise
         except BaseException:
             self._recorder.record(meter, Outcome.FAILED)
             raise
-        if answer.stream is None:
-            return await self._whole(request, meter, lease, answer, send)
-        return await self._relay(request, meter, lease, answer, send, receive)
+        finally:
+            watch.stop()
 
     async def _dispatch(
         self, request: InferenceRequest, route: RouteRequest, meter: Meter, lease: Lease
@@ -74,9 +96,14 @@ class Proxy:
         while True:
             replica = lease.replica
             meter.replica = replica.endpoint.id
+            self._recorder.dispatched(meter)
             try:
                 answer = await call(
-                    self._session, replica.endpoint.url, request, self._settings.first_byte_timeout_seconds
+                    self._session,
+                    replica.endpoint.url,
+                    request,
+                    meter.request_id,
+                    self._settings.first_byte_timeout_seconds,
                 )
             except AttemptFailed as exc:
                 self._attempt_failed(lease, exc.kind)
@@ -107,16 +134,16 @@ class Proxy:
         )
         self._pool.release(lease, True)
 
-    async def _whole(
-        self, request: InferenceRequest, meter: Meter, lease: Lease, answer: Answer, send: Send
-    ) -> int:
+    async def _whole(self, meter: Meter, lease: Lease, answer: Answer, send: Send) -> int:
         self._pool.release(lease, False)
         if answer.status == 200:
             _read_usage(answer.body, meter)
-        outcome = Outcome.COMPLETED if answer.status == 200 else Outcome.FAILED
-        self._recorder.record(meter, outcome)
+            self._recorder.progressed(meter)  # should the process die while answering
         headers = {"x-request-id": meter.request_id}
-        await send_bytes(send, answer.status, answer.body, answer.content_type.encode(), headers)
+        try:
+            await send_bytes(send, answer.status, answer.body, answer.content_type.encode(), headers)
+        finally:  # journaling and counting after the answer is out: off the client's latency
+            self._recorder.record(meter, Outcome.COMPLETED if answer.status == 200 else Outcome.FAILED)
         return answer.status
 
     async def _relay(
@@ -126,25 +153,20 @@ class Proxy:
         lease: Lease,
         answer: Answer,
         send: Send,
-        receive: Receive,
+        watch: ClientWatch,
     ) -> int:
         sse = StreamFilter(request.client_include_usage, request.client_continuous_usage, meter.usage)
-        pump = asyncio.ensure_future(self._pump(answer, sse, meter, send))
-        gone = asyncio.ensure_future(_disconnected(receive))
-        outcome = Outcome.ABORTED
+        outcome = Outcome.ABORTED  # unless the pump says otherwise: the client left
         try:
-            await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
-            if pump.done() and not pump.cancelled():
-                outcome = pump.result()
+            outcome = await self._pump(answer, sse, meter, send)
+            watch.stop()
+            await end_stream(send)
         except ClientDisconnected:
-            outcome = Outcome.ABORTED
+            raise
         except Exception as exc:
             log.error("Failed relaying stream replica=%s error=%r", meter.replica, exc)
             outcome = Outcome.FAILED
         finally:
-            gone.cancel()
-            pump.cancel()
-            await asyncio.wait((pump, gone))
             assert answer.stream is not None
             answer.stream.close()  # a closed connection is how the engine learns to stop generating
             self._pool.release(lease, _replica_failed(outcome))
@@ -152,6 +174,7 @@ class Proxy:
         return 200
 
     async def _pump(self, answer: Answer, sse: StreamFilter, meter: Meter, send: Send) -> Outcome:
+        """Relay the stream until it ends; the outcome is decided by what the engine sent."""
         assert answer.stream is not None
         content = answer.stream.content
         splitter = EventSplitter()
@@ -163,6 +186,8 @@ class Proxy:
             async with asyncio.timeout_at(loop.time() + idle) as timer:
                 while chunk:
                     out = [e for e in map(sse.process, splitter.feed(chunk)) if e is not None]
+                    if sse.usage.seen:
+                        self._recorder.progressed(meter)
                     if out:
                         await send_chunk(send, b"".join(out))
                     timer.reschedule(loop.time() + idle)
@@ -172,17 +197,11 @@ class Proxy:
         failed = sse.failed or not sse.done
         if failed and not sse.failed:
             await send_chunk(send, STREAM_ERROR)
-        await end_stream(send)
         return Outcome.FAILED if failed else Outcome.COMPLETED
 
 
 def _replica_failed(outcome: Outcome) -> bool | None:
     return {Outcome.FAILED: True, Outcome.COMPLETED: False}.get(outcome)
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _read_usage(body: bytes, meter: Meter) -> None:

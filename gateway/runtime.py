@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -14,6 +15,7 @@ from modelplex.billing.contracts import UsageSink
 from modelplex.gateway.asgi import Receive, Send
 from modelplex.gateway.discovery.base import DiscoverySource
 from modelplex.gateway.health import run_prober, run_scraper
+from modelplex.gateway.inflight import InFlightTable
 from modelplex.gateway.journal import Journal
 from modelplex.gateway.limits.base import Limiter
 from modelplex.gateway.metering import Recorder
@@ -28,6 +30,15 @@ log = logging.getLogger(__name__)
 
 FIRST_CATALOG_SECONDS = 10.0
 SHIP_AT_SHUTDOWN_SECONDS = 5.0
+INFLIGHT_FLUSH_SECONDS = 1.0
+
+
+class Service(Protocol):
+    """Something opened before the gateway serves and closed after it stopped (e.g. the ledger)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class Runtime:
@@ -40,14 +51,18 @@ class Runtime:
         discovery: DiscoverySource,
         limiter: Limiter,
         metrics: GatewayMetrics,
+        services: Sequence[Service] = (),
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._journal = journal
+        self._inflight = InFlightTable(journal.directory)
         self._sink = sink
         self._discovery = discovery
         self._limiter = limiter
         self._metrics = metrics
+        self._services = services
+        self._started: list[Service] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
@@ -87,22 +102,19 @@ class Runtime:
                 return
 
     async def start(self) -> None:
+        for service in self._services:
+            await service.start()
+            self._started.append(service)
         self._journal.open()
+        self._recover()
         self._session = make_session(self._settings)
-        recorder = Recorder(self._journal, self._metrics)
+        recorder = Recorder(self._journal, self._inflight, self._metrics)
         self._proxy = Proxy(self._settings, self._session, self._pool, recorder, self._metrics)
         self._spawn("discovery", lambda: self._discovery.run(self._pool.update))
-        self._spawn("journal-sync", self._journal.run_syncer)
+        self._spawn("inflight-flush", self._flush_inflight)
+        self._spawn("limiter", self._limiter.run)
         if self._sink is not None:
-            shipper = self.shipper = Shipper(
-                self._journal,
-                self._sink,
-                self._settings.ship_batch_size,
-                self._settings.ship_interval_seconds,
-                self._settings.ship_backoff_max_seconds,
-            )
-            self._metrics.watch_journal(lambda: shipper.backlog, lambda: shipper.shipped)
-            self._spawn("shipper", shipper.run)
+            self._start_shipper(self._sink)
         self._spawn(
             "prober", lambda: run_prober(self._pool, self._session_(), self._settings.probe_interval_seconds)
         )
@@ -112,7 +124,38 @@ class Runtime:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(FIRST_CATALOG_SECONDS):
                 await self._pool.ready.wait()
+        # What exists now lives as long as the process: keep it out of every later collection, so
+        # the cyclic collector's full passes stay short (they are latency spikes for every request).
+        gc.collect()
+        gc.freeze()
         log.info("Started gateway models=%d journal=%s", len(self._pool.models), self._journal.directory)
+
+    def _recover(self) -> None:
+        """Journal the requests a killed process left in flight, then forget them."""
+        recovered = self._inflight.open()
+        for event in recovered:
+            self._journal.append(event)
+        self._journal.sync()
+        self._inflight.clear()
+        if recovered:
+            tokens = sum(e.prompt_tokens + e.completion_tokens for e in recovered)
+            log.warning("Recovered requests cut off by a crash requests=%d tokens=%d", len(recovered), tokens)
+
+    def _start_shipper(self, sink: UsageSink) -> None:
+        shipper = self.shipper = Shipper(
+            self._journal,
+            sink,
+            self._settings.ship_batch_size,
+            self._settings.ship_interval_seconds,
+            self._settings.ship_backoff_max_seconds,
+        )
+        self._metrics.watch_journal(lambda: shipper.backlog, lambda: shipper.shipped)
+        self._spawn("shipper", shipper.run)
+
+    async def _flush_inflight(self) -> None:
+        while True:
+            await asyncio.sleep(INFLIGHT_FLUSH_SECONDS)
+            await asyncio.to_thread(self._inflight.flush)
 
     async def stop(self) -> None:
         self.draining = True
@@ -126,10 +169,13 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.shipper is not None:
             await self.shipper.drain(SHIP_AT_SHUTDOWN_SECONDS)
+        self._inflight.close()
         self._journal.close()
         if self._session is not None:
             await self._session.close()
         await self._limiter.close()
+        for service in reversed(self._started):
+            await service.stop()
         log.info("Stopped gateway in_flight=%d", self.in_flight)
 
     def _session_(self) -> aiohttp.ClientSession:

@@ -24,6 +24,10 @@ class GatewaySettings(BaseSettings):
         default=None, validation_alias=AliasChoices("MODELPLEX_REDIS_URL", "redis_url")
     )
 
+    # A gateway holds a Redis concurrency lease per request and renews it every third of this; a
+    # gateway that dies stops renewing, and its tenants get their slots back after this long.
+    concurrency_lease_seconds: float = Field(default=60.0, gt=0)
+
     # Requests.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     prefix_chars: int = Field(default=256, gt=0)  # leading prompt characters hashed for prefix affinity

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DONE = b"[DONE]"
+USAGE_MEMBER = b',"usage":{'
+NO_CHOICES = b'"choices":[]'
 
 
 class EventSplitter:
@@ -66,6 +68,8 @@ class StreamFilter:
             return event
         if b'"usage"' not in payload and b'"error"' not in payload:
             return event
+        if b'"error"' not in payload and (split := _split_usage(payload)) is not None:
+            return self._filter_split(*split, event)
         try:
             chunk = json.loads(payload)
         except ValueError:
@@ -73,6 +77,14 @@ class StreamFilter:
         if not isinstance(chunk, dict):
             return event
         return self._filter(chunk, event)
+
+    def _filter_split(self, rest: bytes, usage: dict[str, Any], event: bytes) -> bytes | None:
+        self.usage.update(usage)
+        if NO_CHOICES in rest:  # the final usage-only chunk
+            return event if self.include_usage else None
+        if self.include_usage and self.continuous_usage:
+            return event
+        return b"data: " + rest + b"\n\n"
 
     def _filter(self, chunk: dict[str, Any], event: bytes) -> bytes | None:
         if "error" in chunk or chunk.get("object") == "error":
@@ -88,6 +100,22 @@ class StreamFilter:
             return event
         del chunk["usage"]
         return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _split_usage(payload: bytes) -> tuple[bytes, dict[str, Any]] | None:
+    """The chunk without its usage, and the usage, when usage is the last member of a compact object
+    (how vLLM writes every chunk): only the small usage object is parsed and nothing is re-serialised.
+    None when the chunk has another shape (then it is parsed whole)."""
+    at = payload.rfind(USAGE_MEMBER)
+    if at < 0 or not payload.endswith(b"}}"):
+        return None
+    try:  # a quote inside a JSON string is escaped, so the member found is a real one
+        usage = json.loads(payload[at + len(USAGE_MEMBER) - 1 : -1])
+    except ValueError:  # not one object up to the end: usage was not the last member
+        return None
+    if not isinstance(usage, dict):
+        return None
+    return payload[:at] + b"}", usage
 
 
 def _data(event: bytes) -> bytes | None:

@@ -36,14 +36,22 @@ def make_session(settings: GatewaySettings) -> aiohttp.ClientSession:
 
 
 async def call(
-    session: aiohttp.ClientSession, base_url: str, request: InferenceRequest, first_byte_timeout: float
+    session: aiohttp.ClientSession,
+    base_url: str,
+    request: InferenceRequest,
+    request_id: str,
+    first_byte_timeout: float,
 ) -> Answer:
-    """Send the request; return once the first bytes of a non-5xx answer are in."""
+    """Send the request; return once the first bytes of a non-5xx answer are in.
+
+    vLLM takes `x-request-id` as its own request id, so engine logs and usage rows share one id.
+    """
     response: aiohttp.ClientResponse | None = None
+    headers = {**HEADERS, "x-request-id": request_id}
     try:
         async with asyncio.timeout(first_byte_timeout):
             response = await session.post(
-                base_url + request.kind.value, data=request.upstream_body, headers=HEADERS
+                base_url + request.kind.value, data=request.upstream_body, headers=headers
             )
             content_type = response.headers.get("content-type", "application/json")
             streaming = request.stream and response.status == 200

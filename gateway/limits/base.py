@@ -4,7 +4,8 @@ RPM and TPM are token buckets holding up to one minute's allowance and refilling
 second. A request takes 1 from the RPM bucket and its estimated prompt tokens from the TPM bucket up
 front; when it ends, the TPM bucket is corrected by (prompt + completion tokens) - estimate, and may go
 into debt (down to minus one minute's allowance), which later requests then wait out.
-Concurrency is a set of leases per tenant; a lease expires on its own if a gateway dies holding it.
+Concurrency is a set of leases per tenant; a lease expires on its own if a gateway dies holding it
+(in Redis: the holder renews it while the request runs, however long that is).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class Limiter(Protocol):
 
     async def settle(self, ticket: Ticket, actual_tokens: int) -> None:
         """Correct the token estimate and release the concurrency slot."""
+        ...
+
+    async def run(self) -> None:
+        """Background upkeep while the gateway runs (renewing leases); returns at once if none."""
         ...
 
     async def close(self) -> None: ...

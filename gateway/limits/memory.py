@@ -54,6 +54,9 @@ class MemoryLimiter:
         if ticket.holds_slot:
             self._slots[ticket.tenant_id] -= 1
 
+    async def run(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

@@ -1,15 +1,22 @@
 """Limits shared by every gateway replica through Redis: the same buckets, kept in Redis hashes and
-changed atomically by Lua scripts that read the clock from Redis (one clock for all replicas)."""
+changed atomically by Lua scripts that read the clock from Redis (one clock for all replicas).
+
+Concurrency slots are leases in a sorted set (score: expiry). The gateway holding a lease renews it
+every third of its length for as long as the request runs, so a 20-minute stream keeps its slot, and a
+gateway that dies gives its slots back within one lease length.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 import redis.asyncio as aioredis
 
 from modelplex.billing.contracts import PlanLimits
 from modelplex.gateway.limits.base import Denial, LimitExceeded, Ticket
 
-# A concurrency lease outlives any sane request; it only matters when a gateway died holding it.
-LEASE_SECONDS = 900
+log = logging.getLogger(__name__)
 
 _LEVEL = """
 local function level(key, per_minute, now)
@@ -55,7 +62,7 @@ if tpm >= 0 then
 end
 if slots >= 0 then
   redis.call('ZADD', KEYS[3], now + lease, ARGV[5])
-  redis.call('EXPIRE', KEYS[3], lease)
+  redis.call('EXPIRE', KEYS[3], math.ceil(lease))
 end
 return {1, '', '0'}
 """
@@ -76,6 +83,19 @@ return 1
 )
 
 
+# XX: only leases still held are renewed; one settled meanwhile is not brought back.
+RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local lease = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[i])
+end
+redis.call('EXPIRE', KEYS[1], math.ceil(lease))
+return 1
+"""
+
+
 def _keys(tenant_id: str) -> tuple[str, str, str]:
     base = f"modelplex:limits:{{{tenant_id}}}"  # one hash slot per tenant (Redis Cluster)
     return f"{base}:rpm", f"{base}:tpm", f"{base}:slots"
@@ -86,10 +106,13 @@ def _arg(value: int | None) -> int:
 
 
 class RedisLimiter:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, lease_seconds: float = 60.0) -> None:
         self._client = aioredis.from_url(url)
         self._admit = self._client.register_script(ADMIT)
         self._settle = self._client.register_script(SETTLE)
+        self._renew = self._client.register_script(RENEW)
+        self._lease = lease_seconds
+        self._held: dict[str, set[str]] = {}  # tenant id -> request ids holding a slot here
 
     async def admit(
         self, tenant_id: str, request_id: str, limits: PlanLimits, estimated_tokens: int
@@ -97,20 +120,24 @@ class RedisLimiter:
         rpm, tpm, slots = limits.requests_per_minute, limits.tokens_per_minute, limits.concurrent_requests
         if rpm is None and tpm is None and slots is None:
             return Ticket(tenant_id, request_id, estimated_tokens, None, False)
-        args: list[int | str] = [
+        args: list[int | float | str] = [
             _arg(rpm),
             _arg(tpm),
             _arg(slots),
             estimated_tokens,
             request_id,
-            LEASE_SECONDS,
+            self._lease,
         ]
         allowed, limit, retry = await self._admit(keys=list(_keys(tenant_id)), args=args)
         if not int(allowed):
             raise LimitExceeded(Denial(_text(limit), float(retry)))
+        if slots is not None:
+            self._held.setdefault(tenant_id, set()).add(request_id)
         return Ticket(tenant_id, request_id, estimated_tokens, tpm, slots is not None)
 
     async def settle(self, ticket: Ticket, actual_tokens: int) -> None:
+        if ticket.holds_slot:
+            self._forget(ticket)
         if ticket.tokens_per_minute is None and not ticket.holds_slot:
             return
         _, tpm_key, slots_key = _keys(ticket.tenant_id)
@@ -121,8 +148,35 @@ class RedisLimiter:
         ]
         await self._settle(keys=[tpm_key, slots_key], args=args)
 
+    async def run(self) -> None:
+        """Renew the leases held here every third of a lease, until cancelled."""
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                await self.renew()
+            except Exception as exc:  # Redis away: try again next time; leases last three periods
+                log.error("Failed renewing concurrency leases error=%s", type(exc).__name__)
+
+    async def renew(self) -> int:
+        """Renew every lease held by this gateway in one round trip; returns how many."""
+        held = {tenant: list(ids) for tenant, ids in self._held.items() if ids}
+        if not held:
+            return 0
+        async with self._client.pipeline(transaction=False) as pipe:
+            for tenant, ids in held.items():
+                await self._renew(keys=[_keys(tenant)[2]], args=[self._lease, *ids], client=pipe)
+            await pipe.execute()
+        return sum(len(ids) for ids in held.values())
+
     async def close(self) -> None:
         await self._client.aclose()
+
+    def _forget(self, ticket: Ticket) -> None:
+        ids = self._held.get(ticket.tenant_id)
+        if ids is not None:
+            ids.discard(ticket.request_id)
+            if not ids:
+                del self._held[ticket.tenant_id]
 
 
 def _text(value: bytes | str) -> str:

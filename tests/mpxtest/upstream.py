@@ -106,6 +106,7 @@ class FakeReplica:
     generation_tokens_total: int = 0
     aborted: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    generated: dict[str, int] = field(default_factory=dict)  # tokens per x-request-id
     url: str = ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,6 +119,8 @@ class FakeReplica:
         body = await _read(receive)
         self.requests += 1
         self.bodies.append(body)
+        request_id = dict(scope["headers"]).get(b"x-request-id", b"").decode()
+        self.generated[request_id] = 0
         if self.fail_status is not None:
             await _json(
                 send, self.fail_status, {"object": "error", "message": "injected", "type": "X", "code": 500}
@@ -125,7 +128,7 @@ class FakeReplica:
             return
         self.running += 1
         try:
-            await self._infer(path, body, send, receive)
+            await self._infer(path, body, request_id, send, receive)
         finally:
             self.running -= 1
 
@@ -158,7 +161,9 @@ class FakeReplica:
             ]
         )
 
-    async def _infer(self, path: str, body: dict[str, Any], send: Send, receive: Receive) -> None:
+    async def _infer(
+        self, path: str, body: dict[str, Any], request_id: str, send: Send, receive: Receive
+    ) -> None:
         prompt = prompt_tokens(path, body)
         self.prompt_tokens_total += prompt
         if self.latency:
@@ -168,16 +173,34 @@ class FakeReplica:
             return
         n = int(body.get("max_tokens") or body.get("max_completion_tokens") or 5)
         if body.get("stream"):
-            await self._stream(path, body, prompt, n, send, receive)
+            await self._stream(path, body, prompt, n, request_id, send, receive)
             return
-        for _ in range(n):
-            if self.token_delay:
-                await asyncio.sleep(self.token_delay)
-            self.generation_tokens_total += 1
+        gone = asyncio.ensure_future(_disconnect(receive))
+        try:
+            for _ in range(n):
+                if self.token_delay:
+                    await asyncio.sleep(self.token_delay)
+                if gone.done():  # like vLLM: a closed connection aborts the request
+                    self.aborted += 1
+                    return
+                self._generated(request_id)
+        finally:
+            gone.cancel()
         await _json(send, 200, _completion(path, body, prompt, n))
 
+    def _generated(self, request_id: str) -> None:
+        self.generation_tokens_total += 1
+        self.generated[request_id] += 1
+
     async def _stream(
-        self, path: str, body: dict[str, Any], prompt: int, n: int, send: Send, receive: Receive
+        self,
+        path: str,
+        body: dict[str, Any],
+        prompt: int,
+        n: int,
+        request_id: str,
+        send: Send,
+        receive: Receive,
     ) -> None:
         options = body.get("stream_options") or {}
         usage_on, continuous = bool(options.get("include_usage")), bool(options.get("continuous_usage_stats"))
@@ -199,7 +222,7 @@ class FakeReplica:
                 if self.token_delay and i:
                     await asyncio.sleep(self.token_delay)
                 if i:
-                    self.generation_tokens_total += 1
+                    self._generated(request_id)
                 chunk = _chunk(ident, created, body["model"], chat, i, n)
                 if usage_on and continuous:
                     chunk["usage"] = _usage(prompt, i)

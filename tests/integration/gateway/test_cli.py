@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
 
+from modelplex.operator.cli import main
 from mpxtest.upstream import World, free_socket
 
 
@@ -59,3 +61,12 @@ def test_gateway_run_serves_a_static_config_and_stops_on_sigterm(world: World, t
     lines = (tmp_path / "journal").glob("segment-*.jsonl")
     events = [json.loads(line) for path in lines for line in path.read_text().splitlines()]
     assert [(e["prompt_tokens"], e["completion_tokens"]) for e in events] == [(3, 2)]
+
+
+def test_static_tenants_are_refused_when_the_ledger_is_configured(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.json"
+    config.write_text(json.dumps({"models": [], "tenants": [{"name": "acme", "keys": ["mpx-x"]}]}))
+    env = {"MODELPLEX_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    result = CliRunner().invoke(main, ["gateway", "run", "--config", str(config)], env=env)
+    assert result.exit_code == 2
+    assert "tenants" in result.output

@@ -1,6 +1,7 @@
 """Limits shared through a real redis-server: two gateways, one limit."""
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -57,3 +58,52 @@ def test_a_redis_outage_fails_open(world: World) -> None:
     url = world.gateway(redis_url="redis://127.0.0.1:1/0")
     for _ in range(2):
         assert httpx.post(url + "/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
+
+
+def test_a_long_request_keeps_its_concurrency_slot_past_the_lease(redis_url: str) -> None:
+    async def scenario() -> None:
+        holder, other = RedisLimiter(redis_url, lease_seconds=0.6), RedisLimiter(redis_url, 0.6)
+        slots = PlanLimits(concurrent_requests=1)
+        renewing = asyncio.ensure_future(holder.run())
+        held = await holder.admit("t", "long", slots, 1)
+        await asyncio.sleep(2.0)  # more than three leases
+        with pytest.raises(LimitExceeded):
+            await other.admit("t", "second", slots, 1)
+        await holder.settle(held, 1)
+        await other.settle(await other.admit("t", "third", slots, 1), 1)
+        renewing.cancel()
+        await holder.close()
+        await other.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_dead_gateways_slots_come_back_after_one_lease(redis_url: str) -> None:
+    async def scenario() -> None:
+        dead, alive = RedisLimiter(redis_url, lease_seconds=0.5), RedisLimiter(redis_url, 0.5)
+        slots = PlanLimits(concurrent_requests=1)
+        await dead.admit("t", "orphan", slots, 1)  # never renewed, never settled
+        with pytest.raises(LimitExceeded):
+            await alive.admit("t", "blocked", slots, 1)
+        await asyncio.sleep(0.7)
+        await alive.settle(await alive.admit("t", "after", slots, 1), 1)
+        await dead.close()
+        await alive.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_longer_than_the_lease_keeps_its_slot_through_the_gateway(
+    world: World, redis_url: str
+) -> None:
+    world.replica(token_delay=0.1)  # 15 tokens: 1.5 s
+    world.tenant(concurrent_requests=1)
+    url = world.gateway(redis_url=redis_url, concurrency_lease_seconds=0.3)
+    body = {**CHAT, "max_tokens": 15, "stream": True}
+    with httpx.stream("POST", url + "/v1/chat/completions", json=body, headers=AUTH) as stream:
+        lines = stream.iter_lines()
+        next(lines)
+        time.sleep(1.0)
+        assert httpx.post(url + "/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 429
+        assert sum(1 for line in lines if line.startswith("data: ")) > 5
+    assert httpx.post(url + "/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200

@@ -75,3 +75,32 @@ def test_filter_reads_cached_tokens() -> None:
     usage = {"prompt_tokens": 10, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 8}}
     sse.process(_event({"choices": [], "usage": usage}))
     assert sse.usage.cached_tokens == 8
+
+
+def _compact(payload: dict[str, object]) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize(("include", "continuous"), [(False, False), (True, False), (True, True)])
+def test_compact_chunks_take_the_fast_path_with_the_same_result(include: bool, continuous: bool) -> None:
+    tricky = _content(1, True)
+    tricky["choices"] = [{"delta": {"content": 'say ,"usage":{"prompt_tokens":99}} and "choices":[]'}}]
+    events = [tricky, _content(2, True), FINAL]
+    fast = StreamFilter(include_usage=include, continuous_usage=continuous)
+    slow = StreamFilter(include_usage=include, continuous_usage=continuous)
+    for payload in events:
+        quick, full = fast.process(_compact(payload)), slow.process(_event(payload))
+        assert (quick is None) == (full is None)
+        if quick is not None and full is not None:
+            assert json.loads(quick[5:]) == json.loads(full[5:])
+    assert (fast.usage.prompt_tokens, fast.usage.completion_tokens) == (7, 2)
+    assert fast.usage == slow.usage
+
+
+def test_usage_that_is_not_the_last_member_is_still_read() -> None:
+    sse = StreamFilter(include_usage=False, continuous_usage=False)
+    chunk = {"id": "c", "usage": {"prompt_tokens": 3, "completion_tokens": 1}, "choices": [{"delta": {}}]}
+    out = sse.process(_compact(chunk))
+    assert out is not None
+    assert "usage" not in json.loads(out[5:])
+    assert sse.usage.prompt_tokens == 3

@@ -1,0 +1,142 @@
+"""`modelplex gateway run` as a child process on the real ledger, and the ledger's view of its usage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from modelplex.billing.ledger import opened
+from modelplex.billing.settings import BillingSettings
+from modelplex.billing.tables import UsageEventRow
+from modelplex.operator.cli import main
+from mpxtest.postgres import EmbeddedPostgres
+from mpxtest.upstream import free_socket
+
+PEPPER = "gateway-test-pepper"
+ADMIN_TOKEN = "gateway-test-admin-token"
+CLI = str(Path(sys.executable).parent / "modelplex")
+
+
+def ledger_env(kind: str, tmp: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment of a ledger on a fresh SQLite file or a fresh PostgreSQL database."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / 'ledger.db'}"
+    else:
+        server: EmbeddedPostgres = request.getfixturevalue("postgres")
+        url = server.create_database(f"gateway_{uuid.uuid4().hex[:12]}")
+    return {
+        "MODELPLEX_DATABASE_URL": url,
+        "MODELPLEX_BILLING_STATE_DIR": str(tmp / "state"),
+        "MODELPLEX_BILLING_KEY_PEPPER": PEPPER,
+        "MODELPLEX_BILLING_ADMIN_TOKEN": ADMIN_TOKEN,
+        "MODELPLEX_BILLING_AUTH_CACHE_SECONDS": "1",
+    }
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """Run `modelplex ARGS` (in-process, through the real command tree); its output."""
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def create_key(env: dict[str, str], tenant: str) -> str:
+    return cli(env, "keys", "create", "--tenant", tenant).splitlines()[-1]
+
+
+def write_config(path: Path, model: str, urls: list[str]) -> Path:
+    endpoints = [{"url": url} for url in urls]
+    path.write_text(
+        json.dumps({"models": [{"name": model, "routing": "round-robin", "endpoints": endpoints}]})
+    )
+    return path
+
+
+@dataclass
+class GatewayProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> str:
+        """SIGTERM and wait: uvicorn drains, the lifespan ships and closes. The log."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+        return self.output()
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+def start_gateway(config: Path, journal: Path, env: dict[str, str], log: Path) -> GatewayProcess:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    settings = {
+        "MODELPLEX_GATEWAY_JOURNAL_DIR": str(journal),
+        "MODELPLEX_GATEWAY_SHIP_INTERVAL_SECONDS": "0.05",
+        "MODELPLEX_GATEWAY_SCRAPE_INTERVAL_SECONDS": "0",
+        "PATH": "/usr/bin:/bin",
+    }
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [CLI, "gateway", "run", "--port", str(port), "--config", str(config)],
+            env={**env, **settings},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, gateway.output()
+        try:
+            if httpx.get(gateway.url + "/healthz").status_code == 200:
+                return gateway
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the gateway did not start:\n" + gateway.output()
+        time.sleep(0.05)
+
+
+def usage_rows(env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Every usage row in the ledger, by request_id."""
+    settings = BillingSettings(
+        database_url=env["MODELPLEX_DATABASE_URL"],
+        state_dir=Path(env["MODELPLEX_BILLING_STATE_DIR"]),
+        key_pepper=PEPPER,
+        auto_migrate=False,
+    )
+
+    async def read() -> dict[str, dict[str, Any]]:
+        async with opened(settings) as ledger, ledger.sessions() as session:
+            rows = (await session.execute(select(UsageEventRow))).scalars().all()
+        return {
+            row.request_id: {
+                "prompt": row.prompt_tokens,
+                "completion": row.completion_tokens,
+                "outcome": row.outcome,
+                "tenant": row.tenant_id,
+            }
+            for row in rows
+        }
+
+    return asyncio.run(read())
