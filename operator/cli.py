@@ -8,6 +8,7 @@ from modelplex import __version__
 from modelplex.billing import cli as billing_cli
 from modelplex.billing import cli_money as billing_cli_money
 from modelplex.gateway.cli import gateway
+from modelplex.operator.commands import operator_group
 from modelplex.operator.devcluster.cli import dev_cluster
 
 
@@ -19,6 +20,7 @@ def main() -> None:
 
 main.add_command(dev_cluster)
 main.add_command(gateway)
+main.add_command(operator_group)
 main.add_command(billing_cli.tenants_group)
 main.add_command(billing_cli.keys_group)
 main.add_command(billing_cli_money.plans_group)

@@ -1,0 +1,47 @@
+"""`modelplex operator run`: the ModelDeployment operator in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelplex.operator.runner import run_operator
+from modelplex.operator.settings import OperatorSettings
+
+
+@click.group(name="operator")
+def operator_group() -> None:
+    """The Kubernetes operator that turns ModelDeployments into vLLM replicas."""
+
+
+@operator_group.command(name="run")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Kubeconfig to use (default: in-cluster service account, then $KUBECONFIG).",
+)
+@click.option("--namespace", "namespaces", multiple=True, help="Watch only this namespace (repeatable).")
+@click.option("--workers", type=int, default=None, help="Reconciles running at once.")
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
+def run_command(
+    kubeconfig: Path | None, namespaces: tuple[str, ...], workers: int | None, log_level: str
+) -> None:
+    """Run the operator until interrupted (settings: MODELPLEX_OPERATOR_*)."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
+    overrides: dict[str, Any] = {}
+    if kubeconfig is not None:
+        overrides["kubeconfig"] = kubeconfig
+    if namespaces:
+        overrides["namespaces"] = namespaces
+    if workers is not None:
+        overrides["workers"] = workers
+    settings = OperatorSettings(**overrides)
+    asyncio.run(run_operator(settings))

@@ -1,0 +1,87 @@
+"""kopf handlers (thin): watch events feed the Store and queue the owning ModelDeployment.
+
+Handlers return nothing: kopf would write a return value into the object's status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from modelplex.crds import labels
+from modelplex.operator.controller import Controller
+from modelplex.operator.kube import Credentials
+
+# (group, version, plural, apiVersion, kind) of every child kind the operator watches.
+CHILD_RESOURCES = (
+    ("apps", "v1", "deployments", "apps/v1", "Deployment"),
+    ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
+    ("", "v1", "services", "v1", "Service"),
+    ("policy", "v1", "poddisruptionbudgets", "policy/v1", "PodDisruptionBudget"),
+    ("", "v1", "persistentvolumeclaims", "v1", "PersistentVolumeClaim"),
+)
+MANAGED = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE}
+
+
+def _typed(event: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:
+    # Objects from the initial listing carry no apiVersion/kind; watch events do.
+    return {**event["object"], "apiVersion": api_version, "kind": kind}
+
+
+def _login(credentials: Credentials) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(
+        server=credentials.server,
+        ca_path=credentials.ca_path,
+        insecure=not credentials.verify,
+        scheme="Bearer" if credentials.token else None,
+        token=credentials.token,
+        certificate_path=credentials.cert_path,
+        private_key_path=credentials.key_path,
+    )
+
+
+def _watch_child(registry: kopf.OperatorRegistry, controller: Controller, resource: tuple[str, ...]) -> None:
+    group, version, plural, api_version, kind = resource
+
+    @kopf.on.event(group, version, plural, labels=MANAGED, registry=registry)  # type: ignore[arg-type]
+    def child_event(event: dict[str, Any], **_: Any) -> None:
+        body = _typed(event, api_version, kind)
+        store = controller.store
+        key = store.drop_child(body) if event.get("type") == "DELETED" else store.put_child(body)
+        if key is not None:
+            controller.queue.add(key)
+
+
+def build_registry(
+    controller: Controller, credentials: Credentials, with_lws: bool = True
+) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return _login(credentials)
+
+    @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)  # type: ignore[arg-type]
+    def deployment_event(event: dict[str, Any], **_: Any) -> None:
+        body = _typed(event, labels.API_VERSION, labels.KIND)
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if event.get("type") == "DELETED":
+            controller.store.drop_deployment(key)
+        else:
+            controller.store.put_deployment(body)
+            controller.queue.add(key, urgent=True)
+
+    for resource in CHILD_RESOURCES:
+        if with_lws or resource[4] != "LeaderWorkerSet":
+            _watch_child(registry, controller, resource)
+
+    @kopf.on.event("", "v1", "pods", labels={labels.DEPLOYMENT: kopf.PRESENT}, registry=registry)  # type: ignore[arg-type]
+    def pod_event(event: dict[str, Any], **_: Any) -> None:
+        store = controller.store
+        body = event["object"]
+        key = store.drop_pod(body) if event.get("type") == "DELETED" else store.put_pod(body)
+        if key is not None:
+            controller.queue.add(key)
+
+    return registry

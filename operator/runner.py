@@ -1,0 +1,63 @@
+"""Runs the operator: kopf's watch streams feeding the controller's reconcile workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import kopf
+
+from modelplex.operator.apply import Applier
+from modelplex.operator.controller import Controller
+from modelplex.operator.handlers import build_registry
+from modelplex.operator.kube import KubeApi, load_credentials
+from modelplex.operator.settings import OperatorSettings
+from modelplex.operator.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    configured = kopf.OperatorSettings()
+    configured.posting.enabled = False  # Events are posted by the apply module, about transitions only
+    configured.scanning.disabled = True  # no list/watch of CRDs and namespaces: fewer RBAC verbs
+    configured.watching.server_timeout = 300
+    configured.watching.client_timeout = 330
+    configured.networking.request_timeout = settings.request_timeout_seconds
+    return configured
+
+
+async def run_operator(
+    settings: OperatorSettings,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+) -> None:
+    """Until `stop_flag` is set or the process is signalled."""
+    credentials = load_credentials(settings)
+    api = KubeApi(credentials, settings.request_timeout_seconds)
+    controller = Controller(settings, Store(), Applier(api, settings.field_manager))
+    registry = build_registry(controller, credentials)
+    reconciling = asyncio.create_task(controller.run(), name="reconcile")
+    log.info(
+        "Started operator server=%s namespaces=%s workers=%d",
+        credentials.server,
+        ",".join(settings.namespaces) or "*",
+        settings.workers,
+    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=kopf_settings(settings),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            liveness_endpoint=settings.liveness_endpoint,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        reconciling.cancel()
+        await asyncio.gather(reconciling, return_exceptions=True)
+        await api.close()
+        log.info("Stopped operator server=%s", credentials.server)

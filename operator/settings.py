@@ -1,0 +1,32 @@
+"""The operator's settings: read once from MODELPLEX_OPERATOR_* at start, then passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Every knob of the operator. Environment: `MODELPLEX_OPERATOR_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELPLEX_OPERATOR_", frozen=True, extra="forbid")
+
+    kubeconfig: Path | None = None  # unset: in-cluster service account, else $KUBECONFIG / ~/.kube/config
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    field_manager: str = "modelplex-operator"
+    workers: int = Field(default=16, ge=1, le=256)  # reconciles running at once
+    resync_seconds: float = Field(default=60.0, gt=0)  # every ModelDeployment is reconciled this often
+    retry_seconds: float = Field(default=5.0, gt=0)  # after a failed reconcile
+    slow_reconcile_seconds: float = Field(default=2.0, gt=0)  # longer reconciles are logged as warnings
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+
+    # What every engine pod gets.
+    cluster_domain: str = "cluster.local"
+    startup_budget_seconds: int = Field(default=1800, ge=60)  # model download + load before liveness counts
+    termination_grace_seconds: int = Field(default=120, ge=1)
+    drain_seconds: int = Field(default=15, ge=0)  # preStop pause so endpoints drop the pod before SIGTERM
+    shm_size: str = "16Gi"  # /dev/shm for NCCL and the engine's worker processes
+    multi_node_port: int = Field(default=29501, ge=1, le=65535)  # vLLM's master port in a multi-node group

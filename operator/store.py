@@ -1,0 +1,109 @@
+"""The operator's view of the cluster, fed by watch events: ModelDeployments, their children, pods.
+
+Bodies are kept without managedFields (most of an object's size) and pods only as PodState.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from modelplex.crds import labels
+from modelplex.operator.plan import ChildKey
+from modelplex.operator.status import PodState
+
+Manifest = dict[str, Any]
+Key = tuple[str, str]  # (namespace, ModelDeployment name)
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def trimmed(body: Manifest) -> Manifest:
+    metadata = dict(body.get("metadata", {}))
+    metadata.pop("managedFields", None)
+    annotations = metadata.get("annotations")
+    if annotations and any(a in annotations for a in _DROPPED_ANNOTATIONS):
+        metadata["annotations"] = {k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS}
+    return {**body, "metadata": metadata}
+
+
+def owner_key(body: Manifest) -> Key | None:
+    metadata = body.get("metadata", {})
+    owner = (metadata.get("labels") or {}).get(labels.DEPLOYMENT)
+    return (metadata.get("namespace", ""), owner) if owner else None
+
+
+def pod_state(body: Manifest) -> PodState:
+    status = body.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    scheduled = conditions.get("PodScheduled", {})
+    unschedulable = None
+    if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        unschedulable = scheduled.get("message") or "unschedulable"
+    waiting = next(
+        (
+            s["state"]["waiting"].get("reason")
+            for s in status.get("containerStatuses") or []
+            if (s.get("state") or {}).get("waiting")
+        ),
+        None,
+    )
+    return PodState(
+        name=body["metadata"]["name"],
+        phase=status.get("phase", "Pending"),
+        ready=conditions.get("Ready", {}).get("status") == "True",
+        unschedulable=unschedulable,
+        waiting=waiting,
+    )
+
+
+class Store:
+    def __init__(self) -> None:
+        self.deployments: dict[Key, Manifest] = {}
+        self.children: dict[Key, dict[ChildKey, Manifest]] = defaultdict(dict)
+        self.pods: dict[Key, dict[str, PodState]] = defaultdict(dict)
+
+    def put_deployment(self, body: Manifest) -> Key:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        self.deployments[key] = trimmed(body)
+        return key
+
+    def drop_deployment(self, key: Key) -> None:
+        self.deployments.pop(key, None)
+
+    def put_child(self, body: Manifest) -> Key | None:
+        key = owner_key(body)
+        if key is not None:
+            self.children[key][(body["kind"], body["metadata"]["name"])] = trimmed(body)
+        return key
+
+    def drop_child(self, body: Manifest) -> Key | None:
+        key = owner_key(body)
+        if key is not None and key in self.children:
+            self.children[key].pop((body["kind"], body["metadata"]["name"]), None)
+            if not self.children[key]:
+                del self.children[key]
+        return key
+
+    def forget_child(self, key: Key, child: ChildKey) -> None:
+        if key in self.children:
+            self.children[key].pop(child, None)
+
+    def put_pod(self, body: Manifest) -> Key | None:
+        key = owner_key(body)
+        if key is not None:
+            self.pods[key][body["metadata"]["name"]] = pod_state(body)
+        return key
+
+    def drop_pod(self, body: Manifest) -> Key | None:
+        key = owner_key(body)
+        if key is not None and key in self.pods:
+            self.pods[key].pop(body["metadata"]["name"], None)
+            if not self.pods[key]:
+                del self.pods[key]
+        return key
+
+    def children_of(self, key: Key) -> dict[ChildKey, Manifest]:
+        return dict(self.children.get(key, {}))
+
+    def pods_of(self, key: Key) -> tuple[PodState, ...]:
+        return tuple(self.pods.get(key, {}).values())
