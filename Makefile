@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TYPECHECK_ROOT := $(VENV)/typecheck
 
-.PHONY: up test install system-deps cluster-binaries lint typecheck pytest clean
+.PHONY: up test install system-deps cluster-binaries engine lint typecheck pytest clean
 
-up: install cluster-binaries  ## install, then start what exists of the stack (for now: the dev cluster)
-	$(BIN)/modelplex dev-cluster up --foreground
+up: install engine  ## install, then serve deploy/examples/local-smollm2.yaml on this machine (Ctrl-C stops)
+	$(BIN)/modelplex up
 
-test: install system-deps cluster-binaries lint pytest  ## install everything, lint, run the whole test suite
+test: install system-deps cluster-binaries engine lint pytest  ## install everything, lint, run the whole test suite
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml
 
 system-deps:  ## Debian packages the tests start for real (redis-server, chromium, ...)
 	@deploy/install-system-deps.sh
+
+engine: install  ## vLLM in its own virtualenv under ~/.cache/modelplex, and the default model (reused when present)
+	@PYTHON=$(PYTHON) deploy/engine/install.sh >/dev/null
+	@$(BIN)/modelplex models prepare smollm2 >/dev/null
 
 cluster-binaries:  ## build etcd, Kubernetes, kwok, LWS and helm into ~/.cache/modelplex (reused when present)
 	@deploy/dev-cluster/build.sh >/dev/null

@@ -1,3 +1,9 @@
 """Shared pytest set-up: fixtures live in plugin modules under tests/mpxtest/."""
 
-pytest_plugins: list[str] = ["mpxtest.cluster", "mpxtest.postgres", "mpxtest.redis", "mpxtest.upstream"]
+pytest_plugins: list[str] = [
+    "mpxtest.cluster",
+    "mpxtest.engine",
+    "mpxtest.postgres",
+    "mpxtest.redis",
+    "mpxtest.upstream",
+]

@@ -90,24 +90,45 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def stop(components: Sequence[Component], grace_seconds: float = 10.0) -> None:
-    """SIGTERM every group (newest first), then SIGKILL what is still there after the grace period."""
+    """SIGTERM every group (newest first), then SIGKILL whatever of a group is left after the grace.
+
+    A whole group, not just its leader: engines fork helpers (vLLM's engine core and workers) that
+    may outlive their parent by a moment, or for good if nothing kills them.
+    """
     for component in reversed(components):
         _signal_group(component.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
     for component in components:
-        while component.running() and time.monotonic() < deadline:
+        while group_members(component.pid) and time.monotonic() < deadline:
+            if component.process is not None:
+                component.process.poll()  # reap the leader, so it does not linger as a zombie
             time.sleep(0.05)
-        if component.running():
+        if group_members(component.pid):
             _signal_group(component.pid, signal.SIGKILL)
         if component.process is not None:
             component.process.wait(timeout=grace_seconds)
-        else:
-            wait_gone(component.pid, grace_seconds)
+        wait_group_gone(component.pid, grace_seconds)
 
 
-def wait_gone(pid: int, timeout: float) -> None:
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, read from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        state, _ppid, group = stat[stat.rindex(")") + 2 :].split()[:3]
+        if int(group) == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def wait_group_gone(pgid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
+    while group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

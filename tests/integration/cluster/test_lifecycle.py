@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelplex.operator.devcluster.processes import pid_alive
+from modelplex.operator.devcluster.processes import group_members, pid_alive
 from mpxtest.cluster import OPT_OUT
 from mpxtest.wait import eventually
 
@@ -50,7 +50,7 @@ def test_cli_up_kubeconfig_down(tmp_path: Path) -> None:
         down = _cli("dev-cluster", "down", env=env)
     assert down.returncode == 0, down.stderr
     assert "stopped" in down.stdout
-    assert not [pid for pid in pids if pid_alive(pid)]
+    assert not [pid for pid in pids if group_members(pid)]
     assert not (tmp_path / "state" / "state.json").exists()
 
 
@@ -72,4 +72,4 @@ def test_components_die_with_a_killed_test_process(tmp_path: Path) -> None:
     assert all(pid_alive(pid) for pid in pids)
     holder.send_signal(signal.SIGKILL)  # no cleanup code runs: only the kernel can stop the children
     holder.wait()
-    eventually(lambda: not [pid for pid in pids if pid_alive(pid)], timeout=30, what="components to exit")
+    eventually(lambda: not [pid for pid in pids if group_members(pid)], timeout=30, what="components to exit")

@@ -100,7 +100,9 @@ def test_kill_9_during_streams_bills_every_request_that_reached_the_engine_once(
         assert {outcomes[rid] for rid in cut} == {"failed"}
         streams = {rid: n for rid, (prompt, n) in cut.items() if (prompt, n) != (0, 0)}
         assert len(streams) == CUT_STREAMS  # and the non-streaming request: one row, zero tokens
-        assert all(cut[rid][0] == 3 and n >= 3 and 0 <= engine[rid] - n <= 2 for rid, n in streams.items())
+        # Billed what the gateway had relayed when it died: never more than the engine generated; the
+        # engine may have generated a few more tokens that were still in flight (more under load).
+        assert all(cut[rid][0] == 3 and 3 <= n <= engine[rid] for rid, n in streams.items())
         assert f"Recovered requests cut off by a crash requests={len(calls)}" in second.output()
     finally:
         second.stop()

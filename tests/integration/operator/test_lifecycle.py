@@ -160,8 +160,13 @@ def test_growing_past_a_node_switches_to_a_leader_worker_set(kit: Any, operator:
         timeout=15,
         what="the Deployment to be deleted",
     )
+    # Ready may still be True from the single-node Deployment; wait for the group's own pods.
+    eventually(
+        lambda: len(kit.running_pods(namespace, "modelplex.dev/deployment=grows")) == 2,
+        timeout=90,
+        what="the LeaderWorkerSet's leader and worker to run",
+    )
     kit.wait_condition(namespace, "grows", "True", "AllReplicasReady", timeout=90)
-    assert len(kit.running_pods(namespace, "modelplex.dev/deployment=grows")) == 2
 
 
 def test_operator_runs_without_cluster_admin(kit: Any, operator: Any, kube: client.ApiClient) -> None:

@@ -1,0 +1,1 @@
+"""The local runtime: `modelplex up` serves ModelDeployments as vLLM processes on this machine."""

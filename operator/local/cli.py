@@ -1,0 +1,124 @@
+"""`modelplex up` and `modelplex scale`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelplex.crds.labels import GROUP, PLURAL, VERSION
+from modelplex.operator.devcluster.processes import pid_alive
+from modelplex.operator.engine import EngineMissing, EngineSettings
+from modelplex.operator.local.manifests import ManifestError
+from modelplex.operator.local.plan import PlanError
+from modelplex.operator.local.settings import DEFAULT_DEPLOYMENT, LocalSettings
+from modelplex.operator.local.stack import StackError, run
+
+LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+
+
+@click.command("up")
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"ModelDeployment YAML to serve (repeatable) [default: {DEFAULT_DEPLOYMENT.name}].",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Gateway port [8080].")
+def up(files: tuple[Path, ...], port: int | None) -> None:
+    """Serve models on this machine: ledger, gateway and vLLM workers.
+
+    The ledger (SQLite in the state folder), the gateway with its admin API, and vLLM worker
+    processes for each ModelDeployment file. Prints the gateway URL, a demo tenant's API key and
+    ready-to-paste calls once every model answers. Edit a file or run `modelplex scale` to change
+    replicas; Ctrl-C stops everything.
+    """
+    overrides: dict[str, Any] = {"port": port} if port is not None else {}
+    settings = LocalSettings(**overrides)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    try:
+        code = run(settings, list(files) or [DEFAULT_DEPLOYMENT], EngineSettings())
+    except (ManifestError, PlanError, EngineMissing, StackError) as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        code = 0
+    click.echo("Stopped.", err=True)
+    sys.exit(code)
+
+
+def _running_stack(settings: LocalSettings) -> dict[str, Any] | None:
+    pid_text = settings.pid_file.read_text().strip() if settings.pid_file.exists() else ""
+    if not (pid_text.isdigit() and pid_alive(int(pid_text))):
+        return None
+    status_file = settings.local_dir / "status.json"
+    status: dict[str, Any] = json.loads(status_file.read_text()) if status_file.exists() else {}
+    return status
+
+
+@click.command("scale")
+@click.argument("name")
+@click.option("--replicas", type=click.IntRange(0, 10_000), required=True, help="Replicas to run.")
+@click.option(
+    "-n", "--namespace", default=None, help="Scale the ModelDeployment in this namespace of a cluster."
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Cluster to use (default: $KUBECONFIG or ~/.kube/config); implies a cluster.",
+)
+def scale(name: str, replicas: int, namespace: str | None, kubeconfig: Path | None) -> None:
+    """Change the replicas of a model (local stack, or a cluster).
+
+    Without --namespace or --kubeconfig it changes the running `modelplex up`; with either, it
+    writes spec.replicas of ModelDeployment NAME through the scale subresource, like
+    `kubectl scale md/NAME --replicas N`.
+    """
+    if namespace is not None or kubeconfig is not None:
+        _scale_in_cluster(name, replicas, namespace or "default", kubeconfig)
+    else:
+        _scale_locally(name, replicas)
+
+
+def _scale_in_cluster(name: str, replicas: int, namespace: str, kubeconfig: Path | None) -> None:
+    from kubernetes import client, config  # imported here: the local path needs no cluster client
+
+    api = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None)  # type: ignore[no-untyped-call]
+    with api:
+        objects = client.CustomObjectsApi(api)
+        try:
+            objects.patch_namespaced_custom_object_scale(
+                GROUP, VERSION, namespace, PLURAL, name, {"spec": {"replicas": replicas}}
+            )
+        except client.ApiException as error:
+            reason = json.loads(error.body).get("message", error.reason) if error.body else error.reason
+            raise click.ClickException(
+                f"scaling md/{name} in namespace {namespace} failed: {reason}"
+            ) from None
+    click.echo(f"Scaled md/{name} in namespace {namespace} to {replicas} replica(s).")
+
+
+def _scale_locally(name: str, replicas: int) -> None:
+    settings = LocalSettings()
+    status = _running_stack(settings)
+    if status is None:
+        raise click.ClickException(
+            "no local stack is running (start one with `modelplex up`); "
+            "for a cluster pass --namespace (or --kubeconfig)"
+        )
+    if name not in status:
+        known = ", ".join(sorted(status)) or "none"
+        raise click.ClickException(f"no ModelDeployment named {name!r} is served locally; served: {known}")
+    path = settings.replicas_file
+    current: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+    current[name] = replicas
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(current))
+    temporary.replace(path)
+    click.echo(f"Scaled {name} to {replicas} replica(s); the local stack applies it within a second.")

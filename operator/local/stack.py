@@ -1,0 +1,174 @@
+"""`modelplex up`: the ledger, the gateway with its admin API, and local engine workers, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from modelplex.gateway.app import Gateway
+from modelplex.gateway.ledger import LedgerBinding
+from modelplex.gateway.settings import GatewaySettings
+from modelplex.operator.devcluster.processes import pid_alive
+from modelplex.operator.engine import EngineSettings, environment, require
+from modelplex.operator.local import ledger_setup
+from modelplex.operator.local.plan import WorkerTemplate
+from modelplex.operator.local.runtime import LocalRuntime, load_templates
+from modelplex.operator.local.settings import LocalSettings
+from modelplex.operator.local.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+class StackError(RuntimeError):
+    """The stack cannot start; the message says why and what to do. Nothing was left running."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    host: str
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise StackError(
+                    f"port {port} on {host} is already in use; stop what uses it or pick another with "
+                    "--port (or MODELPLEX_LOCAL_PORT)"
+                ) from None
+            raise StackError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def claim_pid_file(path: Path) -> None:
+    if path.exists():
+        text = path.read_text().strip()
+        if text.isdigit() and pid_alive(int(text)) and int(text) != os.getpid():
+            raise StackError(f"a local stack is already running (pid {text}); stop it first (Ctrl-C there)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
+
+
+def banner(endpoints: Endpoints, api_key: str, admin_token: str, model: str) -> str:
+    base = endpoints.base
+    message = '[{"role": "user", "content": "Say hello in one sentence."}]'
+    return f"""
+Gateway: {base}/v1
+API key: {api_key}
+Admin: {base}/admin/v1/ (Authorization: Bearer {admin_token})
+
+Try it with curl:
+curl {base}/v1/chat/completions -H "Authorization: Bearer {api_key}" \\
+  -H "Content-Type: application/json" \\
+  -d '{{"model": "{model}", "messages": {message}, "max_tokens": 32}}'
+
+or with the openai Python client:
+python - <<'PY'
+from openai import OpenAI
+client = OpenAI(base_url="{base}/v1", api_key="{api_key}")
+reply = client.chat.completions.create(model="{model}", messages={message}, max_tokens=32)
+print(reply.choices[0].message.content)
+PY
+
+Usage so far: modelplex usage    Stop: Ctrl-C
+"""
+
+
+class Stack:
+    """Everything `modelplex up` runs, wired together; `serve()` returns the exit code."""
+
+    def __init__(
+        self,
+        settings: LocalSettings,
+        files: list[Path],
+        engine_settings: EngineSettings,
+        templates: list[WorkerTemplate],
+    ) -> None:
+        self.settings = settings
+        self.failure: str | None = None
+        self.templates = templates
+        engine = require(engine_settings)
+        pool = WorkerPool(
+            engine.server_command(),
+            environment(engine_settings, engine.device),
+            settings.local_dir / "logs",
+            settings.worker_start_timeout_seconds,
+        )
+        self.runtime = LocalRuntime(
+            settings, files, engine_settings.models_dir, pool, self._announce, self._fail
+        )
+        self.endpoints = Endpoints(settings.host, settings.port)
+        self._server: uvicorn.Server | None = None
+        self._banner = ""
+
+    def _announce(self) -> None:
+        print(self._banner, flush=True)
+
+    def _fail(self, message: str) -> None:
+        self.failure = message
+        print(f"Error: a model could not start:\n{message}", file=sys.stderr, flush=True)
+        if self._server is not None:
+            self._server.should_exit = True
+
+    async def serve(self) -> int:
+        claim_pid_file(self.settings.pid_file)
+        (self.settings.local_dir / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            return await self._serve()
+        finally:
+            self.settings.pid_file.unlink(missing_ok=True)
+
+    async def _serve(self) -> int:
+        billing = ledger_setup.billing_settings(self.settings.local_dir)
+        access = await ledger_setup.prepare(
+            billing, self.settings.local_dir, self.settings.demo_tenant, self.templates
+        )
+        self._banner = banner(
+            self.endpoints, access.api_key, access.admin_token, self.templates[0].served_name
+        )
+        gateway_settings = GatewaySettings(
+            host=self.settings.host, port=self.settings.port, journal_dir=self.settings.local_dir / "journal"
+        )
+        ledger = LedgerBinding(billing)
+        app = Gateway(
+            gateway_settings, ledger, ledger, self.runtime, admin=ledger, services=(ledger, self.runtime)
+        )
+        print(
+            f"Starting {len(self.templates)} model(s) on the local engine; vLLM takes a minute or two "
+            f"to load on a CPU. Worker logs: {self.settings.local_dir / 'logs'}",
+            flush=True,
+        )
+        config = uvicorn.Config(
+            app,
+            host=self.settings.host,
+            port=self.settings.port,
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=int(gateway_settings.drain_timeout_seconds),
+        )
+        self._server = uvicorn.Server(config)
+        await self._server.serve()
+        return 1 if self.failure else 0
+
+
+def run(settings: LocalSettings, files: list[Path], engine_settings: EngineSettings) -> int:
+    """Check everything that can be checked before starting anything, then serve until stopped."""
+    templates = load_templates(settings, files, engine_settings.models_dir)
+    check_port(settings.host, settings.port)
+    stack = Stack(settings, files, engine_settings, templates)
+    return asyncio.run(stack.serve())

