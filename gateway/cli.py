@@ -11,7 +11,9 @@ import uvicorn
 
 from modelplex.billing.settings import BillingSettings
 from modelplex.gateway.app import Gateway
-from modelplex.gateway.discovery.base import Catalog, Publish
+from modelplex.gateway.discovery.base import Catalog, DiscoverySource, Publish
+from modelplex.gateway.discovery.kube import KubernetesSource
+from modelplex.gateway.discovery.kube_auth import CredentialsError, load_credentials
 from modelplex.gateway.discovery.static import StaticConfig, StaticFileSource, load_static_config
 from modelplex.gateway.ledger import LedgerBinding
 from modelplex.gateway.settings import GatewaySettings
@@ -27,11 +29,24 @@ class NoModels:
         await publish(Catalog())
 
 
+def build_discovery(settings: GatewaySettings, config: StaticConfig) -> DiscoverySource:
+    """The static file (when given), or Kubernetes; with Kubernetes the file may only hold `tenants:`."""
+    if settings.discovery == "static":
+        return StaticFileSource(settings.config) if settings.config else NoModels()
+    if config.models:
+        raise click.UsageError("With --discovery kubernetes, models come from ModelDeployments, not a file.")
+    try:
+        credentials = load_credentials(settings.kubeconfig)
+    except CredentialsError as error:
+        raise click.UsageError(str(error)) from error
+    return KubernetesSource(credentials, settings.namespace, settings.discovery_debounce_seconds)
+
+
 def build_app(settings: GatewaySettings, billing: BillingSettings | None = None) -> Gateway:
     """The gateway of `gateway run`: on the ledger when `billing` names a database, else ledger-less
     (keys from the static file's `tenants:`, usage kept in the journal)."""
     config = load_static_config(settings.config) if settings.config else StaticConfig()
-    discovery = StaticFileSource(settings.config) if settings.config else NoModels()
+    discovery = build_discovery(settings, config)
     if billing is None or billing.database_url is None:
         return Gateway(settings, StaticKeyAuthority(config.tenants), None, discovery)
     if config.tenants:
@@ -61,15 +76,31 @@ def gateway() -> None:
     default=None,
     help="Static discovery file (YAML/JSON): models, their endpoints, access and routing; optional tenants.",
 )
-def run(host: str | None, port: int | None, config: Path | None) -> None:
+@click.option(
+    "--discovery",
+    type=click.Choice(["static", "kubernetes"]),
+    default=None,
+    help="Where models come from: the --config file (default), or ModelDeployments and their ready "
+    "endpoints (MODELPLEX_GATEWAY_DISCOVERY).",
+)
+@click.option(
+    "--namespace",
+    default=None,
+    help="Kubernetes: watch only this namespace (default: all; MODELPLEX_GATEWAY_NAMESPACE).",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Kubernetes: credentials file (default: the pod's service account, else ~/.kube/config).",
+)
+def run(**options: Any) -> None:
     """Serve the gateway until SIGINT/SIGTERM, then drain in-flight requests.
 
     With MODELPLEX_DATABASE_URL set, keys, budgets and usage go through the ledger and its admin API
     is served under /admin/v1/; otherwise keys come from the config file's `tenants:`.
     """
-    overrides: dict[str, Any] = {
-        k: v for k, v in {"host": host, "port": port, "config": config}.items() if v is not None
-    }
+    overrides = {k: v for k, v in options.items() if v is not None}
     settings = GatewaySettings(**overrides)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     app = build_app(settings, BillingSettings())

@@ -161,8 +161,17 @@ class Proxy:
             outcome = await self._pump(answer, sse, meter, send)
             watch.stop()
             await end_stream(send)
+        except asyncio.CancelledError:
+            if not (watch.left and sse.done and not sse.failed):
+                raise
+            # The client had the whole answer and hung up before the engine closed its end: a normal
+            # close, not an abort.
+            watch.forgive()
+            outcome = Outcome.COMPLETED
         except ClientDisconnected:
-            raise
+            if not (sse.done and not sse.failed):
+                raise
+            outcome = Outcome.COMPLETED
         except Exception as exc:
             log.error("Failed relaying stream replica=%s error=%r", meter.replica, exc)
             outcome = Outcome.FAILED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,12 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     config: Path | None = None  # static discovery file (models -> endpoints, access, routing)
+
+    # Discovery: "static" reads `config`; "kubernetes" watches ModelDeployments and their EndpointSlices.
+    discovery: Literal["static", "kubernetes"] = "static"
+    namespace: str | None = None  # kubernetes: the one namespace watched; None: every namespace
+    kubeconfig: Path | None = None  # kubernetes: None = the pod's service account, else ~/.kube/config
+    discovery_debounce_seconds: float = Field(default=0.1, ge=0)  # gathers a burst of changes
 
     # Shared limits: unset means in-process limits (one gateway replica).
     redis_url: str | None = Field(

@@ -98,6 +98,7 @@ class FakeReplica:
     token_delay: float = 0.0  # between tokens
     fail_status: int | None = None  # answer every request with this status
     die_after_tokens: int | None = None  # close the stream abruptly after this many tokens
+    linger_after_done: float = 0.0  # seconds between sending `data: [DONE]` and ending the response
     healthy: bool = True  # /health
     waiting: int = 0  # reported in /metrics
     requests: int = 0
@@ -235,7 +236,12 @@ class FakeReplica:
                     "model": body["model"],
                 }
                 await _event(send, {**final, "choices": [], "usage": _usage(prompt, n)})
-            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+            if self.linger_after_done:
+                await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
+                await asyncio.sleep(self.linger_after_done)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
         finally:
             gone.cancel()
 

@@ -43,6 +43,25 @@ def test_a_client_leaving_a_non_streaming_request_cancels_it_and_bills_it_aborte
     assert world.gateways[0].pool.replicas()[0].in_flight == 0
 
 
+def test_a_client_hanging_up_after_the_last_event_is_billed_completed(world: World) -> None:
+    world.replica(linger_after_done=0.5)  # the engine ends its response a while after [DONE]
+    world.tenant()
+    url = world.gateway()
+    body = {**CHAT, "max_tokens": 5, "stream": True}
+    with httpx.stream("POST", url + "/v1/chat/completions", json=body, headers=AUTH) as reply:
+        lines = []
+        for line in reply.iter_lines():
+            lines.append(line)
+            if line == "data: [DONE]":
+                break  # and hang up, as the openai client does, before the response has ended
+    # The client closed its connection as soon as it had [DONE]; the engine's end came later.
+    (event,) = world.wait_events(1)
+    assert event.outcome is Outcome.COMPLETED
+    assert event.completion_tokens == 5
+    metrics = httpx.get(url + "/metrics").text
+    assert 'modelplex_gateway_requests_total{code="200",model="m1",tenant="alpha"} 1.0' in metrics
+
+
 def test_a_client_leaving_the_queue_is_not_billed_and_frees_its_place(world: World) -> None:
     world.replica(latency=0.6)
     world.tenant()
