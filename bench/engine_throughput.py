@@ -23,9 +23,9 @@ import httpx
 import yaml
 
 from modelplex.operator import engine as engines
-from modelplex.operator.devcluster.processes import Component, free_port, start, stop, wait_until
 from modelplex.operator.models.prepare import model_dir
 from modelplex.operator.models.registry import lookup
+from modelplex.operator.processes import Component, free_port, start, stop, wait_until
 
 KEY = "mpx-bench-engine"
 PROMPT = "Write a short story about a lighthouse keeper and a storm."

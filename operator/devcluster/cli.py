@@ -15,7 +15,7 @@ import click
 from modelplex.operator.devcluster.binaries import BinariesUnavailable, ensure_binaries
 from modelplex.operator.devcluster.cluster import DevCluster, dump_state, start_cluster
 from modelplex.operator.devcluster.config import DevClusterSettings, GpuNodePool
-from modelplex.operator.devcluster.processes import StartupError
+from modelplex.operator.processes import StartupError
 
 
 def _state_file(settings: DevClusterSettings) -> Path:

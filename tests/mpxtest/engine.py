@@ -22,7 +22,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelplex.operator import engine as engines
-from modelplex.operator.devcluster.processes import (
+from modelplex.operator.models.prepare import is_prepared, model_dir
+from modelplex.operator.models.registry import lookup
+from modelplex.operator.processes import (
     Component,
     StartupError,
     free_port,
@@ -30,8 +32,6 @@ from modelplex.operator.devcluster.processes import (
     stop,
     wait_until,
 )
-from modelplex.operator.models.prepare import is_prepared, model_dir
-from modelplex.operator.models.registry import lookup
 
 MODEL = "smollm2"
 START_BUDGET_SECONDS = 300.0  # ~30 s on 2 idle cores; several times that while other tests load them

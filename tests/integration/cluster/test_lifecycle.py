@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelplex.operator.devcluster.processes import group_members, pid_alive
+from modelplex.operator.processes import group_members, pid_alive
 from mpxtest.cluster import OPT_OUT
 from mpxtest.wait import eventually
 

@@ -1,4 +1,4 @@
-"""Start and stop the cluster's processes, each in its own process group with its own log."""
+"""Start and stop long-running processes, each in its own process group with its own log."""
 
 from __future__ import annotations
 
