@@ -7,7 +7,10 @@ without it a missing toolchain fails those tests with a message naming what is m
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -37,6 +40,22 @@ def dev_cluster() -> Iterator[DevCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@contextmanager
+def fresh_namespace(kube: client.ApiClient, prefix: str) -> Iterator[str]:
+    """A new namespace for one test; deleted afterwards, waiting until its pods are gone so that the
+    GPUs they held are free for the next test on the shared cluster."""
+    core = client.CoreV1Api(kube)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and core.list_namespaced_pod(name).items:
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from modelplex.gateway.discovery.base import Catalog, ModelSpec
 from modelplex.gateway.discovery.kube import KubernetesSource
 from modelplex.gateway.discovery.kube_auth import load_credentials
 from modelplex.operator.devcluster.cluster import DevCluster
+from mpxtest.cluster import fresh_namespace
 from mpxtest.wait import eventually
 
 ROOT = Path(modelplex.__file__).parent
@@ -95,15 +94,8 @@ def operator(
 
 @pytest.fixture
 def namespace(kube: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace; deleted afterwards, waiting until its pods are gone so their GPUs are free."""
-    core = client.CoreV1Api(kube)
-    name = f"gw-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and core.list_namespaced_pod(name).items:
-        time.sleep(0.2)
+    with fresh_namespace(kube, "gw") as name:
+        yield name
 
 
 class RunningSource:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from kubernetes.dynamic import DynamicClient
 import modelplex
 from modelplex.crds.generate import CRD_PATH
 from modelplex.operator.devcluster.cluster import DevCluster
+from mpxtest.cluster import fresh_namespace
 from mpxtest.wait import eventually
 
 ROOT = Path(modelplex.__file__).parent
@@ -116,15 +115,8 @@ def gpu_pods(core: client.CoreV1Api) -> list[client.V1Pod]:
 
 @pytest.fixture
 def namespace(kube: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace; deleted afterwards, waiting until its pods are gone so their GPUs are free."""
-    core = client.CoreV1Api(kube)
-    name = f"op-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and core.list_namespaced_pod(name).items:
-        time.sleep(0.2)
+    with fresh_namespace(kube, "op") as name:
+        yield name
 
 
 class Kit:
