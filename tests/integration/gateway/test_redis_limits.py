@@ -1,10 +1,14 @@
 """Limits shared through a real redis-server: two gateways, one limit."""
 
 import asyncio
+import json
+import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+from integration.gateway.gatewayproc import start_gateway
 
 from modelplex.billing.contracts import PlanLimits
 from modelplex.gateway.limits.base import LimitExceeded
@@ -107,3 +111,36 @@ def test_a_stream_longer_than_the_lease_keeps_its_slot_through_the_gateway(
         assert httpx.post(url + "/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 429
         assert sum(1 for line in lines if line.startswith("data: ")) > 5
     assert httpx.post(url + "/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
+
+
+def test_two_gateway_processes_share_one_limit_through_redis(
+    world: World, redis_url: str, tmp_path: Path
+) -> None:
+    replica = world.replica()
+    config = tmp_path / "gateway.json"
+    config.write_text(
+        json.dumps(
+            {
+                "models": [{"name": "m1", "endpoints": [{"url": replica.url}]}],
+                "tenants": [
+                    {"name": "acme", "keys": ["mpx-two-processes"], "limits": {"requests_per_minute": 3}}
+                ],
+            }
+        )
+    )
+    env = {**os.environ, "MODELPLEX_REDIS_URL": redis_url}
+    env.pop("MODELPLEX_DATABASE_URL", None)
+    gateways = [
+        start_gateway(config, tmp_path / f"journal-{i}", env, tmp_path / f"gateway-{i}.log") for i in range(2)
+    ]
+    try:
+        headers = {"authorization": "Bearer mpx-two-processes"}
+        codes = [
+            httpx.post(g.url + "/v1/chat/completions", json=CHAT, headers=headers).status_code
+            for g in gateways * 3
+        ]
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+    assert codes.count(200) == 3
+    assert codes.count(429) == 3
