@@ -2,15 +2,19 @@
 
 Answers are cached in-process for `auth_cache_seconds` (default 5 s), keyed by the key's HMAC so the
 plaintext is never kept. A revocation, suspension or expiry is therefore honoured within that time.
+While the database is unreachable, the last answer for a key or tenant is served however old it is
+(serving goes on; a key never seen before cannot be checked and fails).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from modelplex.billing.cache import TtlCache
 from modelplex.billing.contracts import BudgetStatus, Principal
@@ -21,6 +25,9 @@ from modelplex.billing.statements import budget_status
 from modelplex.billing.tables import ApiKey, Plan, Tenant
 from modelplex.billing.tenants import plan_limits
 
+_log = logging.getLogger(__name__)
+# What a database that is down or gone looks like from here (drivers' connection errors are OSErrors).
+UNREACHABLE = (SQLAlchemyError, OSError)
 _Found = tuple[Principal, datetime | None]  # the principal and when its key expires
 
 
@@ -37,8 +44,17 @@ class LedgerKeyAuthority:
         digest = key_hash(self._ledger.pepper, api_key)
         fresh, found = self._keys.get(digest)
         if not fresh:
-            found = await self._lookup(digest)
-            self._keys.put(digest, found)
+            try:
+                found = await self._lookup(digest)
+            except UNREACHABLE as error:
+                known, found = self._keys.last(digest)
+                if not known:
+                    raise
+                _log.warning(
+                    "Served a cached key check: the ledger is unreachable error=%s", type(error).__name__
+                )
+            else:
+                self._keys.put(digest, found)
         if found is None:
             return None
         principal, expires_at = found
@@ -68,7 +84,14 @@ class LedgerKeyAuthority:
         fresh, status = self._budgets.get(tenant_id)
         if fresh and status is not None:
             return status
-        status = await budget_status(self._ledger, tenant_id)
+        try:
+            status = await budget_status(self._ledger, tenant_id)
+        except UNREACHABLE as error:
+            known, stale = self._budgets.last(tenant_id)
+            if not known or stale is None:
+                raise
+            _log.warning("Served a cached budget: the ledger is unreachable error=%s", type(error).__name__)
+            return stale
         self._budgets.put(tenant_id, status)
         return status
 

@@ -24,9 +24,17 @@ class TtlCache(Generic[K, V]):
         """(True, value) while fresh; (False, None) when missing or expired."""
         entry = self._entries.get(key)
         if entry is None or entry[0] <= self._clock():
-            self._entries.pop(key, None)
             return False, None
         return True, entry[1]
+
+    def last(self, key: K) -> tuple[bool, V | None]:
+        """(True, value) for the last value put, however old; (False, None) if there is none.
+
+        Expired entries stay (within `max_entries`) for this: the last known answer is better than
+        none while the source of truth is unreachable.
+        """
+        entry = self._entries.get(key)
+        return (False, None) if entry is None else (True, entry[1])
 
     def put(self, key: K, value: V) -> None:
         if self._ttl <= 0:
