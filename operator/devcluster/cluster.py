@@ -184,19 +184,25 @@ class _Starter:
     def kubeconfig_for(self, server: str, stem: str, user: str) -> Path:
         return write_kubeconfig(self.dir / f"{stem}.kubeconfig", self._credentials(server, stem, user), user)
 
+    def _component_flags(self, stem: str, kubeconfig: Path) -> list[str]:
+        """Flags controller-manager and scheduler share: identity, loopback serving, no election."""
+        return [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            f"--cert-dir={self.dir / f'{stem}-certs'}",
+            "--leader-elect=false",
+        ]
+
     def controller_manager(self, server: str) -> None:
         kubeconfig = self.kubeconfig_for(server, "controller-manager", "system:kube-controller-manager")
         self._start(
             "kube-controller-manager",
             [
                 str(self.bin["kube-controller-manager"]),
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                f"--cert-dir={self.dir / 'controller-manager-certs'}",
-                "--leader-elect=false",
+                *self._component_flags("controller-manager", kubeconfig),
                 "--use-service-account-credentials=true",
                 f"--service-account-private-key-file={self.pki.directory / 'sa.key'}",
                 f"--root-ca-file={self.pki.pair.cert}",
@@ -215,13 +221,7 @@ class _Starter:
             "kube-scheduler",
             [
                 str(self.bin["kube-scheduler"]),
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                f"--cert-dir={self.dir / 'scheduler-certs'}",
-                "--leader-elect=false",
+                *self._component_flags("scheduler", kubeconfig),
                 "--v=1",
             ],
         )

@@ -48,6 +48,9 @@ class Counters:
     def __sub__(self, other: Counters) -> Counters:
         return Counters(self.prompt - other.prompt, self.generation - other.generation)
 
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(self.prompt + other.prompt, self.generation + other.generation)
+
 
 @dataclass(frozen=True)
 class RealEngine:
