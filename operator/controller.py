@@ -87,7 +87,7 @@ class Controller:
         try:
             while True:
                 await asyncio.sleep(self.settings.resync_seconds)
-                for key in list(self.store.deployments):
+                for key in self.store.deployment_keys():
                     self.queue.add(key)
         finally:
             for worker in workers:
@@ -115,7 +115,7 @@ class Controller:
                 self.queue.done(key)
 
     async def reconcile(self, key: Key) -> None:
-        body = self.store.deployments.get(key)
+        body = self.store.deployment(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return  # children go with it: the garbage collector follows their owner references
         try:
@@ -143,7 +143,7 @@ class Controller:
         self, md: ModelDeployment, key: Key, verdict: Any, apply_error: str | None
     ) -> None:
         observed = Observed(self._workload(key), self.store.pods_of(key), apply_error)
-        previous: Manifest = self.store.deployments[key].get("status") or {}
+        previous: Manifest = (self.store.deployment(key) or {}).get("status") or {}
         status = compute_status(
             md,
             verdict,

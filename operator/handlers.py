@@ -1,6 +1,8 @@
 """kopf handlers (thin): watch events feed the Store and queue the owning ModelDeployment.
 
-Handlers return nothing: kopf would write a return value into the object's status.
+Handlers return nothing: kopf would write a return value into the object's status. They are
+coroutines because kopf runs plain functions in a thread pool, and the Store and the work queue
+belong to the event loop.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _watch_child(registry: kopf.OperatorRegistry, controller: Controller, resour
     group, version, plural, api_version, kind = resource
 
     @kopf.on.event(group, version, plural, labels=MANAGED, registry=registry)  # type: ignore[arg-type]
-    def child_event(event: dict[str, Any], **_: Any) -> None:
+    async def child_event(event: dict[str, Any], **_: Any) -> None:
         body = _typed(event, api_version, kind)
         store = controller.store
         key = store.drop_child(body) if event.get("type") == "DELETED" else store.put_child(body)
@@ -59,11 +61,11 @@ def build_registry(
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    async def login(**_: Any) -> kopf.ConnectionInfo:
         return _login(credentials)
 
     @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)  # type: ignore[arg-type]
-    def deployment_event(event: dict[str, Any], **_: Any) -> None:
+    async def deployment_event(event: dict[str, Any], **_: Any) -> None:
         body = _typed(event, labels.API_VERSION, labels.KIND)
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if event.get("type") == "DELETED":
@@ -77,7 +79,7 @@ def build_registry(
             _watch_child(registry, controller, resource)
 
     @kopf.on.event("", "v1", "pods", labels={labels.DEPLOYMENT: kopf.PRESENT}, registry=registry)  # type: ignore[arg-type]
-    def pod_event(event: dict[str, Any], **_: Any) -> None:
+    async def pod_event(event: dict[str, Any], **_: Any) -> None:
         store = controller.store
         body = event["object"]
         key = store.drop_pod(body) if event.get("type") == "DELETED" else store.put_pod(body)

@@ -21,6 +21,7 @@ class OperatorSettings(BaseSettings):
     retry_seconds: float = Field(default=5.0, gt=0)  # after a failed reconcile
     slow_reconcile_seconds: float = Field(default=2.0, gt=0)  # longer reconciles are logged as warnings
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+    event_worker_idle_seconds: float = Field(default=0.5, gt=0)  # kopf's per-object worker lingers so long
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
 
     # What every engine pod gets.

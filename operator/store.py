@@ -1,10 +1,13 @@
 """The operator's view of the cluster, fed by watch events: ModelDeployments, their children, pods.
 
-Bodies are kept without managedFields (most of an object's size) and pods only as PodState.
+Bodies are kept without managedFields (most of an object's size) and as compact JSON, decoded when a
+reconcile reads them: as Python objects they take about eight times the space, which at a thousand
+ModelDeployments is tens of megabytes. Pods are kept only as PodState.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -24,6 +27,10 @@ def trimmed(body: Manifest) -> Manifest:
     if annotations and any(a in annotations for a in _DROPPED_ANNOTATIONS):
         metadata["annotations"] = {k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS}
     return {**body, "metadata": metadata}
+
+
+def _packed(body: Manifest) -> bytes:
+    return json.dumps(trimmed(body), separators=(",", ":")).encode()
 
 
 def owner_key(body: Manifest) -> Key | None:
@@ -58,52 +65,59 @@ def pod_state(body: Manifest) -> PodState:
 
 class Store:
     def __init__(self) -> None:
-        self.deployments: dict[Key, Manifest] = {}
-        self.children: dict[Key, dict[ChildKey, Manifest]] = defaultdict(dict)
-        self.pods: dict[Key, dict[str, PodState]] = defaultdict(dict)
+        self._deployments: dict[Key, bytes] = {}
+        self._children: dict[Key, dict[ChildKey, bytes]] = defaultdict(dict)
+        self._pods: dict[Key, dict[str, PodState]] = defaultdict(dict)
+
+    def deployment_keys(self) -> list[Key]:
+        return list(self._deployments)
+
+    def deployment(self, key: Key) -> Manifest | None:
+        packed = self._deployments.get(key)
+        return None if packed is None else dict(json.loads(packed))
 
     def put_deployment(self, body: Manifest) -> Key:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        self.deployments[key] = trimmed(body)
+        self._deployments[key] = _packed(body)
         return key
 
     def drop_deployment(self, key: Key) -> None:
-        self.deployments.pop(key, None)
+        self._deployments.pop(key, None)
 
     def put_child(self, body: Manifest) -> Key | None:
         key = owner_key(body)
         if key is not None:
-            self.children[key][(body["kind"], body["metadata"]["name"])] = trimmed(body)
+            self._children[key][(body["kind"], body["metadata"]["name"])] = _packed(body)
         return key
 
     def drop_child(self, body: Manifest) -> Key | None:
         key = owner_key(body)
-        if key is not None and key in self.children:
-            self.children[key].pop((body["kind"], body["metadata"]["name"]), None)
-            if not self.children[key]:
-                del self.children[key]
+        if key is not None and key in self._children:
+            self._children[key].pop((body["kind"], body["metadata"]["name"]), None)
+            if not self._children[key]:
+                del self._children[key]
         return key
 
     def forget_child(self, key: Key, child: ChildKey) -> None:
-        if key in self.children:
-            self.children[key].pop(child, None)
+        if key in self._children:
+            self._children[key].pop(child, None)
 
     def put_pod(self, body: Manifest) -> Key | None:
         key = owner_key(body)
         if key is not None:
-            self.pods[key][body["metadata"]["name"]] = pod_state(body)
+            self._pods[key][body["metadata"]["name"]] = pod_state(body)
         return key
 
     def drop_pod(self, body: Manifest) -> Key | None:
         key = owner_key(body)
-        if key is not None and key in self.pods:
-            self.pods[key].pop(body["metadata"]["name"], None)
-            if not self.pods[key]:
-                del self.pods[key]
+        if key is not None and key in self._pods:
+            self._pods[key].pop(body["metadata"]["name"], None)
+            if not self._pods[key]:
+                del self._pods[key]
         return key
 
     def children_of(self, key: Key) -> dict[ChildKey, Manifest]:
-        return dict(self.children.get(key, {}))
+        return {child: json.loads(packed) for child, packed in self._children.get(key, {}).items()}
 
     def pods_of(self, key: Key) -> tuple[PodState, ...]:
-        return tuple(self.pods.get(key, {}).values())
+        return tuple(self._pods.get(key, {}).values())

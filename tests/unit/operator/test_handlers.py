@@ -1,0 +1,59 @@
+"""The kopf handlers: coroutines on the event loop that feed the Store and queue the owner."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+from modelplex.crds import labels
+from modelplex.operator.controller import Controller
+from modelplex.operator.handlers import build_registry
+from modelplex.operator.kube import Credentials
+from modelplex.operator.settings import OperatorSettings
+from modelplex.operator.store import Store
+
+CREDENTIALS = Credentials("https://127.0.0.1:6443", None, None, None, "token")
+
+
+def _registry() -> tuple[Controller, Any]:
+    controller = Controller(OperatorSettings(kubeconfig=None), Store(), applier=None)  # type: ignore[arg-type]
+    return controller, build_registry(controller, CREDENTIALS)
+
+
+def _handler(registry: Any, plural: str) -> Any:
+    (handler,) = [h for h in registry._watching.get_all_handlers() if h.selector.any_name == plural]
+    return handler.fn
+
+
+def test_every_handler_is_a_coroutine_so_kopf_does_not_run_it_in_a_thread() -> None:
+    _, registry = _registry()
+    handlers = [*registry._watching.get_all_handlers(), *registry._activities.get_all_handlers()]
+    assert len(handlers) == 8  # login, ModelDeployments, five child kinds, pods
+    assert all(inspect.iscoroutinefunction(handler.fn) for handler in handlers)
+
+
+def test_events_update_the_store_and_queue_the_owning_model_deployment() -> None:
+    controller, registry = _registry()
+    owned = {labels.DEPLOYMENT: "m", labels.MANAGED_BY: labels.MANAGED_BY_VALUE}
+    md = {"metadata": {"namespace": "ns", "name": "m", "managedFields": [{"manager": "kubectl"}]}}
+    service = {"metadata": {"namespace": "ns", "name": "m", "labels": owned}}
+    pod = {"metadata": {"namespace": "ns", "name": "m-0", "labels": owned}, "status": {"phase": "Running"}}
+
+    async def scenario() -> list[tuple[str, str]]:
+        await _handler(registry, labels.PLURAL)(event={"type": "ADDED", "object": md})
+        await _handler(registry, "services")(event={"type": "ADDED", "object": service})
+        await _handler(registry, "pods")(event={"type": "MODIFIED", "object": pod})
+        queued = [await asyncio.wait_for(controller.queue.get(), 1)]
+        controller.queue.done(queued[0])
+        await _handler(registry, "services")(event={"type": "DELETED", "object": service})
+        queued.append(await asyncio.wait_for(controller.queue.get(), 1))
+        return queued
+
+    assert asyncio.run(scenario()) == [("ns", "m"), ("ns", "m")]
+    store = controller.store
+    stored = store.deployment(("ns", "m"))
+    assert stored is not None
+    assert "managedFields" not in stored["metadata"]
+    assert store.children_of(("ns", "m")) == {}
+    assert [p.phase for p in store.pods_of(("ns", "m"))] == ["Running"]
