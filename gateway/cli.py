@@ -13,11 +13,11 @@ from modelplex.billing.settings import BillingSettings
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.base import Catalog, DiscoverySource, Publish
 from modelplex.gateway.discovery.kube import KubernetesSource
-from modelplex.gateway.discovery.kube_auth import CredentialsError, load_credentials
 from modelplex.gateway.discovery.static import StaticConfig, StaticFileSource, load_static_config
 from modelplex.gateway.ledger import LedgerBinding
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.tenants import StaticKeyAuthority
+from modelplex.kube.credentials import CredentialsError, load_credentials
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 

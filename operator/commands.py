@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from modelplex.kube.credentials import CredentialsError, load_credentials
 from modelplex.operator.runner import run_operator
 from modelplex.operator.settings import OperatorSettings
 
@@ -44,4 +45,8 @@ def run_command(
     if workers is not None:
         overrides["workers"] = workers
     settings = OperatorSettings(**overrides)
-    asyncio.run(run_operator(settings))
+    try:
+        credentials = load_credentials(settings.kubeconfig)
+    except CredentialsError as error:
+        raise click.ClickException(str(error)) from error
+    asyncio.run(run_operator(settings, credentials))

@@ -7,13 +7,14 @@ belong to the event loop.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
 
 from modelplex.crds import labels
+from modelplex.kube.credentials import KubeCredentials
 from modelplex.operator.controller import Controller
-from modelplex.operator.kube import Credentials
 
 # (group, version, plural, apiVersion, kind) of every child kind the operator watches.
 CHILD_RESOURCES = (
@@ -31,13 +32,14 @@ def _typed(event: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]
     return {**event["object"], "apiVersion": api_version, "kind": kind}
 
 
-def _login(credentials: Credentials) -> kopf.ConnectionInfo:
+def _login(credentials: KubeCredentials) -> kopf.ConnectionInfo:
+    token = credentials.bearer()
     return kopf.ConnectionInfo(
         server=credentials.server,
         ca_path=credentials.ca_path,
         insecure=not credentials.verify,
-        scheme="Bearer" if credentials.token else None,
-        token=credentials.token,
+        scheme="Bearer" if token else None,
+        token=token,
         certificate_path=credentials.cert_path,
         private_key_path=credentials.key_path,
     )
@@ -56,13 +58,19 @@ def _watch_child(registry: kopf.OperatorRegistry, controller: Controller, resour
 
 
 def build_registry(
-    controller: Controller, credentials: Credentials, with_lws: bool = True
+    controller: Controller, credentials: KubeCredentials, with_lws: bool = True
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
+    last_login: list[str | None] = []
+
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
-        return _login(credentials)
+        if last_login:  # kopf logs in again after a 401: the token it had expired or was rotated
+            await asyncio.to_thread(credentials.renew, last_login[-1])
+        info = _login(credentials)
+        last_login[:] = [info.token]
+        return info
 
     @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, registry=registry)  # type: ignore[arg-type]
     async def deployment_event(event: dict[str, Any], **_: Any) -> None:

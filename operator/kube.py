@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import ssl
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from kubernetes import client as kclient
-from kubernetes import config as kconfig
 
 from modelplex.crds import labels
-from modelplex.operator.settings import OperatorSettings
+from modelplex.kube.credentials import KubeCredentials, authorization
 
 # Path prefix and plural of every kind the operator writes.
 RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
@@ -36,50 +33,6 @@ class ApiError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """Where the API server is and how to authenticate, as loaded by the kubernetes client library."""
-
-    server: str
-    ca_path: str | None
-    cert_path: str | None
-    key_path: str | None
-    token: str | None
-    verify: bool = True
-
-
-def load_credentials(settings: OperatorSettings) -> Credentials:
-    configuration = kclient.Configuration()
-    if settings.kubeconfig is not None:
-        kconfig.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(settings.kubeconfig), client_configuration=configuration
-        )
-    else:
-        try:
-            kconfig.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except kconfig.ConfigException:
-            kconfig.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    header = (configuration.api_key or {}).get("authorization") or ""
-    token = header.removeprefix("Bearer ").strip() or None
-    return Credentials(
-        configuration.host,
-        configuration.ssl_ca_cert,
-        configuration.cert_file,
-        configuration.key_file,
-        token,
-        bool(configuration.verify_ssl),
-    )
-
-
-def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
-    if not credentials.verify:
-        return False
-    context = ssl.create_default_context(cafile=credentials.ca_path)
-    if credentials.cert_path and credentials.key_path:
-        context.load_cert_chain(credentials.cert_path, credentials.key_path)
-    return context
-
-
 def resource_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
     prefix, plural = RESOURCES[(api_version, kind)]
     path = f"{prefix}/namespaces/{namespace}/{plural}"
@@ -89,13 +42,11 @@ def resource_path(api_version: str, kind: str, namespace: str, name: str | None 
 class KubeApi:
     """Server-side apply, delete, status patch and create over one pooled HTTPS session."""
 
-    def __init__(self, credentials: Credentials, timeout_seconds: float) -> None:
+    def __init__(self, credentials: KubeCredentials, timeout_seconds: float) -> None:
         self.credentials = credentials
-        headers = {"Authorization": f"Bearer {credentials.token}"} if credentials.token else {}
         self._session = aiohttp.ClientSession(
             base_url=credentials.server,
-            headers=headers,
-            connector=aiohttp.TCPConnector(ssl=_ssl_context(credentials), limit=32),
+            connector=aiohttp.TCPConnector(ssl=credentials.ssl_context(), limit=32),
             timeout=aiohttp.ClientTimeout(total=timeout_seconds),
         )
 
@@ -112,14 +63,23 @@ class KubeApi:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         data = json.dumps(body) if body is not None else None
-        headers = {"Content-Type": content_type} if data is not None else {}
-        async with self._session.request(method, path, data=data, params=params, headers=headers) as response:
-            payload = await response.json(content_type=None)
+        content = {"Content-Type": content_type} if data is not None else {}
+        for attempt in (1, 2):
+            token = self.credentials.bearer()
+            headers = {**content, **authorization(token)}
+            async with self._session.request(
+                method, path, data=data, params=params, headers=headers
+            ) as response:
+                payload = await response.json(content_type=None)
+            if response.status == 401 and attempt == 1:  # an expired or rotated token: renew, once
+                await asyncio.to_thread(self.credentials.renew, token)
+                continue
             if response.status >= 400:
                 message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
                 raise ApiError(response.status, message)
-            result: dict[str, Any] = payload if isinstance(payload, dict) else {}
-            return result
+            break
+        result: dict[str, Any] = payload if isinstance(payload, dict) else {}
+        return result
 
     async def apply(self, manifest: dict[str, Any], field_manager: str) -> dict[str, Any]:
         metadata = manifest["metadata"]

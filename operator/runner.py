@@ -8,10 +8,11 @@ import threading
 
 import kopf
 
+from modelplex.kube.credentials import KubeCredentials
 from modelplex.operator.apply import Applier
 from modelplex.operator.controller import Controller
 from modelplex.operator.handlers import build_registry
-from modelplex.operator.kube import KubeApi, load_credentials
+from modelplex.operator.kube import KubeApi
 from modelplex.operator.settings import OperatorSettings
 from modelplex.operator.store import Store
 
@@ -33,11 +34,11 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
 
 async def run_operator(
     settings: OperatorSettings,
+    credentials: KubeCredentials,
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Until `stop_flag` is set or the process is signalled."""
-    credentials = load_credentials(settings)
     api = KubeApi(credentials, settings.request_timeout_seconds)
     controller = Controller(settings, Store(), Applier(api, settings.field_manager))
     registry = build_registry(controller, credentials)

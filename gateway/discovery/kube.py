@@ -16,9 +16,9 @@ import logging
 
 from modelplex.crds import labels
 from modelplex.gateway.discovery.base import Catalog, Publish
-from modelplex.gateway.discovery.kube_auth import KubeCredentials
 from modelplex.gateway.discovery.kube_catalog import SLICE_SELECTOR, build_catalog
 from modelplex.gateway.discovery.kube_watch import KubeClient, WatchedCollection
+from modelplex.kube.credentials import KubeCredentials
 
 log = logging.getLogger(__name__)
 

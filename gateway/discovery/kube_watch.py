@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from modelplex.gateway.discovery.kube_auth import KubeCredentials
+from modelplex.kube.credentials import KubeCredentials, authorization
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +51,34 @@ class KubeClient:
     async def close(self) -> None:
         await self._session.close()
 
-    def _headers(self) -> dict[str, str]:
-        token = self._credentials.bearer()
-        return {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    def _headers(self, token: str | None) -> dict[str, str]:
+        return {"Accept": "application/json", **authorization(token)}
+
+    async def _check(self, status: int, body: Any, token: str | None) -> None:
+        if status == 401:  # an expired or rotated token: the retry after the backoff uses a new one
+            await asyncio.to_thread(self._credentials.renew, token)
+        _raise_for_status(status, body)
 
     async def get(self, path: str, params: dict[str, str]) -> Body:
         timeout = aiohttp.ClientTimeout(total=self._request_seconds)
-        async with self._session.get(path, params=params, headers=self._headers(), timeout=timeout) as reply:
+        token = self._credentials.bearer()
+        async with self._session.get(
+            path, params=params, headers=self._headers(token), timeout=timeout
+        ) as reply:
             body = await reply.json(content_type=None)
-            _raise_for_status(reply.status, body)
+            await self._check(reply.status, body, token)
             return body if isinstance(body, dict) else {}
 
     async def watch(self, path: str, params: dict[str, str]) -> AsyncIterator[Body]:
         """The events of one watch request, until the server ends it."""
         # A silent connection is dead once the server's own watch timeout has long passed.
         timeout = aiohttp.ClientTimeout(total=None, sock_read=WATCH_SECONDS + 60)
-        async with self._session.get(path, params=params, headers=self._headers(), timeout=timeout) as reply:
+        token = self._credentials.bearer()
+        async with self._session.get(
+            path, params=params, headers=self._headers(token), timeout=timeout
+        ) as reply:
             if reply.status >= 400:
-                _raise_for_status(reply.status, await reply.json(content_type=None))
+                await self._check(reply.status, await reply.json(content_type=None), token)
             buffer = b""
             async for chunk in reply.content.iter_any():
                 buffer += chunk

@@ -19,7 +19,7 @@ import modelplex
 from modelplex.crds.generate import CRD_PATH
 from modelplex.gateway.discovery.base import Catalog, ModelSpec
 from modelplex.gateway.discovery.kube import KubernetesSource
-from modelplex.gateway.discovery.kube_auth import load_credentials
+from modelplex.kube.credentials import load_credentials
 from modelplex.operator.devcluster.cluster import DevCluster
 from mpxtest.cluster import fresh_namespace
 from mpxtest.wait import eventually
@@ -59,6 +59,11 @@ def crd(dynamic: DynamicClient) -> None:
     eventually(
         lambda: dynamic.resources.get(api_version="modelplex.dev/v1alpha1", kind="ModelDeployment"),
         what="the ModelDeployment kind to be discoverable",
+    )
+    custom = client.CustomObjectsApi(dynamic.client)
+    eventually(  # served: its storage answers 429 while it initializes
+        lambda: custom.list_cluster_custom_object("modelplex.dev", "v1alpha1", "modeldeployments"),
+        what="ModelDeployments to be served",
     )
 
 

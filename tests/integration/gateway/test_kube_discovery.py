@@ -33,9 +33,9 @@ from kubernetes import client, config
 
 from modelplex.gateway.discovery.base import EndpointSpec, ModelSpec
 from modelplex.gateway.discovery.kube import KubernetesSource
-from modelplex.gateway.discovery.kube_auth import load_credentials
 from modelplex.gateway.discovery.kube_catalog import ROUTING_ANNOTATION, build_catalog
 from modelplex.gateway.discovery.kube_watch import ApiError, Gone, KubeClient, WatchedCollection
+from modelplex.kube.credentials import load_credentials
 from mpxtest.upstream import free_socket
 from mpxtest.wait import eventually
 

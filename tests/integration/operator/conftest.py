@@ -57,6 +57,11 @@ def crd(dynamic: DynamicClient) -> None:
         lambda: dynamic.resources.get(api_version="modelplex.dev/v1alpha1", kind="ModelDeployment"),
         what="the ModelDeployment kind to be discoverable",
     )
+    custom = client.CustomObjectsApi(dynamic.client)
+    eventually(  # served: its storage answers 429 while it initializes
+        lambda: custom.list_cluster_custom_object("modelplex.dev", "v1alpha1", "modeldeployments"),
+        what="ModelDeployments to be served",
+    )
 
 
 @pytest.fixture(scope="session")

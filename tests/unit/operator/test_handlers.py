@@ -7,13 +7,13 @@ import inspect
 from typing import Any
 
 from modelplex.crds import labels
+from modelplex.kube.credentials import KubeCredentials
 from modelplex.operator.controller import Controller
 from modelplex.operator.handlers import build_registry
-from modelplex.operator.kube import Credentials
 from modelplex.operator.settings import OperatorSettings
 from modelplex.operator.store import Store
 
-CREDENTIALS = Credentials("https://127.0.0.1:6443", None, None, None, "token")
+CREDENTIALS = KubeCredentials("https://127.0.0.1:6443")
 
 
 def _registry() -> tuple[Controller, Any]:

@@ -1,0 +1,82 @@
+"""The gateway's Kubernetes client follows rotated service-account tokens and renews exec-plugin ones."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+from integration.gateway.kubekit import crd, dynamic, gateway_kubeconfig, namespace
+from kubernetes import client
+
+from modelplex.gateway.discovery.kube_watch import ApiError, KubeClient
+from modelplex.kube.credentials import in_cluster_credentials, kubeconfig_credentials
+from modelplex.operator.devcluster.cluster import DevCluster
+from mpxtest.tokens import ExecPlugin, ServiceAccountTokens, cluster_ca
+
+__all__ = ["crd", "dynamic", "gateway_kubeconfig", "namespace"]
+GATEWAY = ("modelplex-system", "modelplex-gateway")
+
+
+def _models_path(namespace: str) -> str:
+    return f"/apis/modelplex.dev/v1alpha1/namespaces/{namespace}/modeldeployments"
+
+
+@pytest.fixture
+def tokens(kube: client.ApiClient, gateway_kubeconfig: Path) -> ServiceAccountTokens:
+    return ServiceAccountTokens(kube, *GATEWAY)
+
+
+@pytest.mark.cluster
+def test_in_cluster_token_file_is_read_at_every_request(
+    tokens: ServiceAccountTokens, dev_cluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    shutil.copy(cluster_ca(dev_cluster.kubeconfig), tmp_path / "ca.crt")
+    first = tokens.issue()
+    (tmp_path / "token").write_text(first)
+    credentials = in_cluster_credentials(tmp_path, server=dev_cluster.server)
+
+    async def scenario() -> None:
+        kube = KubeClient(credentials)
+        try:
+            assert (await kube.get(_models_path(namespace), {}))["items"] == []
+            (tmp_path / "token").write_text(tokens.issue())  # what the kubelet does, in place
+            tokens.revoke(first)
+            assert (await kube.get(_models_path(namespace), {}))["items"] == []
+        finally:
+            await kube.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        tokens.cleanup()
+
+
+@pytest.mark.cluster
+def test_exec_plugin_runs_again_after_a_401(
+    tokens: ServiceAccountTokens, dev_cluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    plugin = ExecPlugin(tmp_path, dev_cluster.server, cluster_ca(dev_cluster.kubeconfig))
+    first = tokens.issue()
+    plugin.hand_out(first)
+    credentials = kubeconfig_credentials(plugin.kubeconfig)
+
+    async def scenario() -> None:
+        kube = KubeClient(credentials)
+        try:
+            await kube.get(_models_path(namespace), {})
+            plugin.hand_out(tokens.issue())
+            tokens.revoke(first)
+            with pytest.raises(ApiError) as refused:  # discovery backs off and retries after this
+                await kube.get(_models_path(namespace), {})
+            assert refused.value.status == 401
+            assert (await kube.get(_models_path(namespace), {}))["items"] == []
+        finally:
+            await kube.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        tokens.cleanup()
+    assert plugin.calls == 2
