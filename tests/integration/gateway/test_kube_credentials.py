@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from integration.gateway.kubekit import crd, dynamic, gateway_kubeconfig, namesp
 from kubernetes import client
 
 from modelplex.gateway.discovery.kube_watch import ApiError, KubeClient
-from modelplex.kube.credentials import in_cluster_credentials, kubeconfig_credentials
+from modelplex.kube.credentials import KubeCredentials, in_cluster_credentials, kubeconfig_credentials
 from modelplex.operator.devcluster.cluster import DevCluster
 from mpxtest.tokens import ExecPlugin, ServiceAccountTokens, cluster_ca
 
@@ -24,8 +25,23 @@ def _models_path(namespace: str) -> str:
 
 
 @pytest.fixture
-def tokens(kube: client.ApiClient, gateway_kubeconfig: Path) -> ServiceAccountTokens:
-    return ServiceAccountTokens(kube, *GATEWAY)
+def tokens(kube: client.ApiClient, gateway_kubeconfig: Path) -> Iterator[ServiceAccountTokens]:
+    issued = ServiceAccountTokens(kube, *GATEWAY)
+    try:
+        yield issued
+    finally:
+        issued.cleanup()
+
+
+def _run(credentials: KubeCredentials, steps: Callable[[KubeClient], Awaitable[None]]) -> None:
+    async def scenario() -> None:
+        kube = KubeClient(credentials)
+        try:
+            await steps(kube)
+        finally:
+            await kube.close()
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.cluster
@@ -35,22 +51,14 @@ def test_in_cluster_token_file_is_read_at_every_request(
     shutil.copy(cluster_ca(dev_cluster.kubeconfig), tmp_path / "ca.crt")
     first = tokens.issue()
     (tmp_path / "token").write_text(first)
-    credentials = in_cluster_credentials(tmp_path, server=dev_cluster.server)
 
-    async def scenario() -> None:
-        kube = KubeClient(credentials)
-        try:
-            assert (await kube.get(_models_path(namespace), {}))["items"] == []
-            (tmp_path / "token").write_text(tokens.issue())  # what the kubelet does, in place
-            tokens.revoke(first)
-            assert (await kube.get(_models_path(namespace), {}))["items"] == []
-        finally:
-            await kube.close()
+    async def steps(kube: KubeClient) -> None:
+        assert (await kube.get(_models_path(namespace), {}))["items"] == []
+        (tmp_path / "token").write_text(tokens.issue())  # what the kubelet does, in place
+        tokens.revoke(first)
+        assert (await kube.get(_models_path(namespace), {}))["items"] == []
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        tokens.cleanup()
+    _run(in_cluster_credentials(tmp_path, server=dev_cluster.server), steps)
 
 
 @pytest.mark.cluster
@@ -60,23 +68,15 @@ def test_exec_plugin_runs_again_after_a_401(
     plugin = ExecPlugin(tmp_path, dev_cluster.server, cluster_ca(dev_cluster.kubeconfig))
     first = tokens.issue()
     plugin.hand_out(first)
-    credentials = kubeconfig_credentials(plugin.kubeconfig)
 
-    async def scenario() -> None:
-        kube = KubeClient(credentials)
-        try:
+    async def steps(kube: KubeClient) -> None:
+        await kube.get(_models_path(namespace), {})
+        plugin.hand_out(tokens.issue())
+        tokens.revoke(first)
+        with pytest.raises(ApiError) as refused:  # discovery backs off and retries after this
             await kube.get(_models_path(namespace), {})
-            plugin.hand_out(tokens.issue())
-            tokens.revoke(first)
-            with pytest.raises(ApiError) as refused:  # discovery backs off and retries after this
-                await kube.get(_models_path(namespace), {})
-            assert refused.value.status == 401
-            assert (await kube.get(_models_path(namespace), {}))["items"] == []
-        finally:
-            await kube.close()
+        assert refused.value.status == 401
+        assert (await kube.get(_models_path(namespace), {}))["items"] == []
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        tokens.cleanup()
+    _run(kubeconfig_credentials(plugin.kubeconfig), steps)
     assert plugin.calls == 2
