@@ -79,7 +79,7 @@ class Admission:
             return await self._limiter.admit(tenant, request_id, principal.limits, estimated_tokens)
         except LimitExceeded as exc:
             raise rate_limited(exc.denial.limit, exc.denial.retry_after) from None
-        except Exception as exc:  # a limiter outage must not stop serving: fail open, loudly
+        except Exception as exc:  # a broken limiter must not stop serving (Redis outages: FallbackLimiter)
             log.error(
                 "Failed checking limits tenant=%s error=%s; admitted unchecked", tenant, type(exc).__name__
             )

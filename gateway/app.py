@@ -24,6 +24,7 @@ from modelplex.gateway.errors import GatewayError, draining, method_not_allowed,
 from modelplex.gateway.inference import Kind, parse
 from modelplex.gateway.journal import Journal
 from modelplex.gateway.limits.base import Limiter
+from modelplex.gateway.limits.fallback import FallbackLimiter
 from modelplex.gateway.limits.memory import MemoryLimiter
 from modelplex.gateway.limits.shared import RedisLimiter
 from modelplex.gateway.metering import Meter
@@ -165,7 +166,10 @@ class Gateway:
 
 def _limiter(settings: GatewaySettings) -> Limiter:
     if settings.redis_url:
-        return RedisLimiter(settings.redis_url, settings.concurrency_lease_seconds)
+        shared = RedisLimiter(
+            settings.redis_url, settings.concurrency_lease_seconds, settings.redis_timeout_seconds
+        )
+        return FallbackLimiter(shared, MemoryLimiter(), settings.redis_retry_seconds)
     return MemoryLimiter()
 
 

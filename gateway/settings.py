@@ -34,6 +34,10 @@ class GatewaySettings(BaseSettings):
     # A gateway holds a Redis concurrency lease per request and renews it every third of this; a
     # gateway that dies stops renewing, and its tenants get their slots back after this long.
     concurrency_lease_seconds: float = Field(default=60.0, gt=0)
+    # A Redis call slower than this counts as an outage; during one, each replica enforces the limits
+    # on its own and tries Redis again after redis_retry_seconds.
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    redis_retry_seconds: float = Field(default=5.0, gt=0)
 
     # Requests.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)

@@ -106,8 +106,11 @@ def _arg(value: int | None) -> int:
 
 
 class RedisLimiter:
-    def __init__(self, url: str, lease_seconds: float = 60.0) -> None:
-        self._client = aioredis.from_url(url)
+    def __init__(self, url: str, lease_seconds: float = 60.0, timeout_seconds: float = 0.5) -> None:
+        # Without timeouts a Redis that stops answering (not one that refuses) would hang admission.
+        self._client = aioredis.from_url(
+            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+        )
         self._admit = self._client.register_script(ADMIT)
         self._settle = self._client.register_script(SETTLE)
         self._renew = self._client.register_script(RENEW)

@@ -28,41 +28,58 @@ def _ping(port: int) -> bool:
         return False
 
 
+class RedisServer:
+    """One redis-server on a fixed loopback port; it can be stopped and started again on that port."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is missing: run deploy/install-system-deps.sh (Debian: redis-server)"
+        self.directory = directory
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(directory / "redis.log"),
+        ]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _ping(self.port):
+            assert self._process.poll() is None, (self.directory / "redis.log").read_text()
+            assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a redis-server started for this test session."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is missing: run deploy/install-system-deps.sh (Debian package redis-server)"
-    directory: Path = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    args = [
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(directory),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--protected-mode",
-        "yes",
-        "--logfile",
-        str(directory / "redis.log"),
-    ]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
     try:
-        deadline = time.monotonic() + 10
-        while not _ping(port):
-            assert process.poll() is None, (directory / "redis.log").read_text()
-            assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from integration.gateway.gatewayproc import start_gateway
 from modelplex.billing.contracts import PlanLimits
 from modelplex.gateway.limits.base import LimitExceeded
 from modelplex.gateway.limits.shared import RedisLimiter
+from mpxtest.redis import RedisServer
 from mpxtest.upstream import KEY, World
 
 CHAT = {"model": "m1", "messages": [{"role": "user", "content": "a b"}], "max_tokens": 1}
@@ -56,12 +58,49 @@ def test_shared_concurrency_and_token_correction(redis_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_a_redis_outage_fails_open(world: World) -> None:
+def _statuses(url: str, count: int) -> list[int]:
+    return [
+        httpx.post(url + "/v1/chat/completions", json=CHAT, headers=AUTH, timeout=10).status_code
+        for _ in range(count)
+    ]
+
+
+def test_unreachable_redis_falls_back_to_this_replicas_limits(world: World) -> None:
     world.replica()
-    world.tenant(requests_per_minute=1)
-    url = world.gateway(redis_url="redis://127.0.0.1:1/0")
-    for _ in range(2):
-        assert httpx.post(url + "/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
+    world.tenant(requests_per_minute=2)
+    url = world.gateway(redis_url="redis://127.0.0.1:1/0")  # nothing listens: refused at once
+    assert _statuses(url, 3) == [200, 200, 429]
+
+
+def test_redis_that_stops_answering_times_out_into_local_limits(world: World) -> None:
+    world.replica()
+    world.tenant(requests_per_minute=2)
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        url = world.gateway(redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout_seconds=0.2)
+        assert _statuses(url, 3) == [200, 200, 429]
+
+
+def test_limits_are_shared_again_once_redis_is_back(world: World, tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
+    world.replica()
+    world.tenant(requests_per_minute=3)
+    redis.start()
+    try:
+        first = world.gateway(redis_url=redis.url, redis_retry_seconds=0.2)
+        second = world.gateway(redis_url=redis.url, redis_retry_seconds=0.2)
+        assert _statuses(first, 1) == [200]
+        redis.stop()
+        assert _statuses(first, 4) == [200, 200, 200, 429]  # its own bucket: limited, not unlimited
+        redis.start()  # empty: Redis knows nothing of the outage
+        time.sleep(0.3)  # the retry interval
+        assert _statuses(first, 4) == [200, 200, 200, 429]  # Redis' fresh bucket (its own is empty)
+        assert _statuses(second, 1) == [429]  # the same bucket
+    finally:
+        redis.stop()
 
 
 def test_a_long_request_keeps_its_concurrency_slot_past_the_lease(redis_url: str) -> None:
