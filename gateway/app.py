@@ -65,6 +65,8 @@ class Gateway:
             settings.journal_dir, settings.journal_segment_bytes, settings.journal_fsync_interval_seconds
         )
         limiter = limiter or _limiter(settings)
+        if isinstance(limiter, FallbackLimiter):
+            self.metrics.watch_limits(lambda: limiter.degraded)
         self.admission = Admission(authority, limiter, self.pool, settings.budget_cache_seconds)
         self.runtime = Runtime(
             settings, self.pool, self.journal, sink, discovery, limiter, self.metrics, services

@@ -61,9 +61,18 @@ class GatewayMetrics:
             "modelplex_gateway_usage_events_shipped", "Usage events shipped since start.", registry=r
         )
 
+        self.limits_degraded = Gauge(
+            "modelplex_gateway_limits_degraded",
+            "1 while shared limits (Redis) are unreachable and this replica enforces its own.",
+            registry=r,
+        )
+
     def watch_journal(self, backlog: Callable[[], float], shipped: Callable[[], float]) -> None:
         self.journal_backlog.set_function(backlog)
         self.usage_shipped.set_function(shipped)
+
+    def watch_limits(self, degraded: Callable[[], bool]) -> None:
+        self.limits_degraded.set_function(lambda: float(degraded()))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

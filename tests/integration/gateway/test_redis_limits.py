@@ -70,6 +70,7 @@ def test_unreachable_redis_falls_back_to_this_replicas_limits(world: World) -> N
     world.tenant(requests_per_minute=2)
     url = world.gateway(redis_url="redis://127.0.0.1:1/0")  # nothing listens: refused at once
     assert _statuses(url, 3) == [200, 200, 429]
+    assert "modelplex_gateway_limits_degraded 1.0" in httpx.get(url + "/metrics").text
 
 
 def test_redis_that_stops_answering_times_out_into_local_limits(world: World) -> None:
@@ -99,6 +100,7 @@ def test_limits_are_shared_again_once_redis_is_back(world: World, tmp_path: Path
         time.sleep(0.3)  # the retry interval
         assert _statuses(first, 4) == [200, 200, 200, 429]  # Redis' fresh bucket (its own is empty)
         assert _statuses(second, 1) == [429]  # the same bucket
+        assert "modelplex_gateway_limits_degraded 0.0" in httpx.get(first + "/metrics").text
     finally:
         redis.stop()
 
