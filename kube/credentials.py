@@ -15,6 +15,7 @@ current token is already another one.
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from typing import Protocol
 
 from kubernetes import client as kclient
 from kubernetes import config as kconfig
+
+log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
@@ -78,8 +81,16 @@ class KubeconfigToken:
 
     def renew(self, refused: str | None) -> None:
         with self._lock:
-            if self.token() == refused:
+            if self.token() != refused:
+                return
+            try:
                 self._configuration = _load_kubeconfig(self._path)
+            except (kconfig.ConfigException, OSError) as error:  # keep the old one; the next 401 tries again
+                log.warning(
+                    "Failed renewing Kubernetes credentials kubeconfig=%s error=%s",
+                    self._path or DEFAULT_KUBECONFIG,
+                    error,
+                )
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,15 @@ def test_requests_refused_together_run_the_exec_plugin_once(tmp_path: Path) -> N
     assert plugin.calls == 2
 
 
+def test_a_failed_renewal_keeps_the_token_it_had(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("first")
+    credentials = kubeconfig_credentials(_kubeconfig(tmp_path / "config", {"tokenFile": str(token_file)}))
+    (tmp_path / "config").write_text("not: a kubeconfig")
+    credentials.renew("first")
+    assert credentials.bearer() == "first"
+
+
 def test_the_service_account_token_is_read_at_every_use(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("first")
     credentials = in_cluster_credentials(tmp_path)
