@@ -64,22 +64,28 @@ class KubeApi:
     ) -> dict[str, Any]:
         data = json.dumps(body) if body is not None else None
         content = {"Content-Type": content_type} if data is not None else {}
-        for attempt in (1, 2):
-            token = self.credentials.bearer()
-            headers = {**content, **authorization(token)}
-            async with self._session.request(
-                method, path, data=data, params=params, headers=headers
-            ) as response:
-                payload = await response.json(content_type=None)
-            if response.status == 401 and attempt == 1:  # an expired or rotated token: renew, once
-                await asyncio.to_thread(self.credentials.renew, token)
-                continue
-            if response.status >= 400:
-                message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
-                raise ApiError(response.status, message)
-            break
+        token = self.credentials.bearer()
+        status, payload = await self._send(method, path, data, params, {**content, **authorization(token)})
+        if status == 401:  # an expired or rotated token: renew it, then try once more
+            await asyncio.to_thread(self.credentials.renew, token)
+            headers = {**content, **authorization(self.credentials.bearer())}
+            status, payload = await self._send(method, path, data, params, headers)
+        if status >= 400:
+            message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
+            raise ApiError(status, message)
         result: dict[str, Any] = payload if isinstance(payload, dict) else {}
         return result
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        data: str | None,
+        params: dict[str, str] | None,
+        headers: dict[str, str],
+    ) -> tuple[int, Any]:
+        async with self._session.request(method, path, data=data, params=params, headers=headers) as response:
+            return response.status, await response.json(content_type=None)
 
     async def apply(self, manifest: dict[str, Any], field_manager: str) -> dict[str, Any]:
         metadata = manifest["metadata"]
