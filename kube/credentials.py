@@ -102,6 +102,11 @@ class KubeCredentials:
     verify: bool = True
     tokens: TokenSource = field(default_factory=NoToken, compare=False)
 
+    def url(self, path: str) -> str:
+        """The URL of an API path. The server may carry a path of its own (clusters reached through a
+        proxy such as Rancher's `https://host/k8s/clusters/<id>`), which must be kept."""
+        return self.server.rstrip("/") + path
+
     def bearer(self) -> str | None:
         return self.tokens.token()
 

@@ -45,7 +45,6 @@ class KubeApi:
     def __init__(self, credentials: KubeCredentials, timeout_seconds: float) -> None:
         self.credentials = credentials
         self._session = aiohttp.ClientSession(
-            base_url=credentials.server,
             connector=aiohttp.TCPConnector(ssl=credentials.ssl_context(), limit=32),
             timeout=aiohttp.ClientTimeout(total=timeout_seconds),
         )
@@ -84,7 +83,9 @@ class KubeApi:
         params: dict[str, str] | None,
         headers: dict[str, str],
     ) -> tuple[int, Any]:
-        async with self._session.request(method, path, data=data, params=params, headers=headers) as response:
+        async with self._session.request(
+            method, self.credentials.url(path), data=data, params=params, headers=headers
+        ) as response:
             return response.status, await response.json(content_type=None)
 
     async def apply(self, manifest: dict[str, Any], field_manager: str) -> dict[str, Any]:

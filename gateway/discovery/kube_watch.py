@@ -42,7 +42,6 @@ class KubeClient:
     def __init__(self, credentials: KubeCredentials, request_seconds: float = 30.0) -> None:
         self._credentials = credentials
         self._session = aiohttp.ClientSession(
-            base_url=credentials.server,
             connector=aiohttp.TCPConnector(ssl=credentials.ssl_context(), limit=8),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=request_seconds),
         )
@@ -63,7 +62,7 @@ class KubeClient:
         timeout = aiohttp.ClientTimeout(total=self._request_seconds)
         token = self._credentials.bearer()
         async with self._session.get(
-            path, params=params, headers=self._headers(token), timeout=timeout
+            self._credentials.url(path), params=params, headers=self._headers(token), timeout=timeout
         ) as reply:
             body = await reply.json(content_type=None)
             await self._check(reply.status, body, token)
@@ -75,7 +74,7 @@ class KubeClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_read=WATCH_SECONDS + 60)
         token = self._credentials.bearer()
         async with self._session.get(
-            path, params=params, headers=self._headers(token), timeout=timeout
+            self._credentials.url(path), params=params, headers=self._headers(token), timeout=timeout
         ) as reply:
             if reply.status >= 400:
                 await self._check(reply.status, await reply.json(content_type=None), token)

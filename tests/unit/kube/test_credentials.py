@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from modelplex.gateway.discovery.kube_watch import KubeClient
 from modelplex.kube.credentials import (
     CredentialsError,
     KubeCredentials,
@@ -18,6 +21,7 @@ from modelplex.kube.credentials import (
 )
 from modelplex.operator.controller import Controller
 from modelplex.operator.handlers import build_registry
+from modelplex.operator.kube import KubeApi
 from modelplex.operator.settings import OperatorSettings
 from modelplex.operator.store import Store
 from mpxtest.tokens import ExecPlugin
@@ -120,3 +124,33 @@ def test_kopf_logging_in_again_renews_the_token_it_had() -> None:
     first, second = asyncio.run(twice())
     assert (first.token, second.token) == ("first", "second")
     assert tokens.renewed == ["first"]
+
+
+def test_a_server_with_a_path_keeps_it_for_the_operator_and_the_gateway() -> None:
+    # Clusters reached through a proxy (Rancher: https://host/k8s/clusters/<id>) have a path prefix.
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.json_response({"items": [], "metadata": {}})
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", record)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        credentials = KubeCredentials(f"http://127.0.0.1:{server.port}/k8s/clusters/c-1/")
+        operator_api, gateway_client = KubeApi(credentials, 5), KubeClient(credentials)
+        try:
+            await operator_api.patch_status("ns", "m", {})
+            await gateway_client.get("/api/v1/namespaces/ns/services", {})
+        finally:
+            await operator_api.close()
+            await gateway_client.close()
+            await server.close()
+
+    asyncio.run(scenario())
+    assert seen == [
+        "/k8s/clusters/c-1/apis/modelplex.dev/v1alpha1/namespaces/ns/modeldeployments/m/status",
+        "/k8s/clusters/c-1/api/v1/namespaces/ns/services",
+    ]
