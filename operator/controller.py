@@ -32,8 +32,9 @@ WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 class WorkQueue:
     """Each key at most once in the queue and once in progress; re-added while in progress, it runs again.
 
-    Urgent keys (a ModelDeployment itself changed) go before routine ones (a child's status moved,
-    the resync), so a new ModelDeployment does not wait behind a storm of pod updates.
+    Urgent keys (a ModelDeployment is new or its spec changed) go before routine ones (its status, a
+    child or a pod moved; the resync), so a new ModelDeployment does not wait behind a storm of pod
+    updates, nor behind the echoes of the operator's own status writes.
     """
 
     def __init__(self) -> None:

@@ -79,8 +79,8 @@ def build_registry(
         if event.get("type") == "DELETED":
             controller.store.drop_deployment(key)
         else:
-            controller.store.put_deployment(body)
-            controller.queue.add(key, urgent=True)
+            # Our own status writes come back as events too: only a new spec goes before the rest.
+            controller.queue.add(key, urgent=controller.store.put_deployment(body))
 
     for resource in CHILD_RESOURCES:
         if with_lws or resource[4] != "LeaderWorkerSet":

@@ -66,6 +66,7 @@ def pod_state(body: Manifest) -> PodState:
 class Store:
     def __init__(self) -> None:
         self._deployments: dict[Key, bytes] = {}
+        self._generations: dict[Key, int] = {}
         self._children: dict[Key, dict[ChildKey, bytes]] = defaultdict(dict)
         self._pods: dict[Key, dict[str, PodState]] = defaultdict(dict)
 
@@ -76,13 +77,18 @@ class Store:
         packed = self._deployments.get(key)
         return None if packed is None else dict(json.loads(packed))
 
-    def put_deployment(self, body: Manifest) -> Key:
+    def put_deployment(self, body: Manifest) -> bool:
+        """Keeps `body`; True when the ModelDeployment is new or its spec changed (a new generation)."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        generation = int(body["metadata"].get("generation") or 0)
+        previous = self._generations.get(key)
+        self._generations[key] = generation
         self._deployments[key] = _packed(body)
-        return key
+        return previous != generation
 
     def drop_deployment(self, key: Key) -> None:
         self._deployments.pop(key, None)
+        self._generations.pop(key, None)
 
     def put_child(self, body: Manifest) -> Key | None:
         key = owner_key(body)

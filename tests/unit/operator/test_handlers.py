@@ -57,3 +57,32 @@ def test_events_update_the_store_and_queue_the_owning_model_deployment() -> None
     assert "managedFields" not in stored["metadata"]
     assert store.children_of(("ns", "m")) == {}
     assert [p.phase for p in store.pods_of(("ns", "m"))] == ["Running"]
+
+
+def test_a_new_spec_goes_first_but_an_echo_of_our_status_write_does_not() -> None:
+    controller, registry = _registry()
+    on_model = _handler(registry, labels.PLURAL)
+
+    def md(name: str, generation: int, status: dict[str, Any] | None = None) -> dict[str, Any]:
+        metadata = {"namespace": "ns", "name": name, "generation": generation}
+        return {"type": "MODIFIED", "object": {"metadata": metadata, "status": status or {}}}
+
+    async def order(*events: dict[str, Any]) -> list[str]:
+        for event in events:
+            await on_model(event=event)
+        names = []
+        while len(controller.queue):
+            key = await asyncio.wait_for(controller.queue.get(), 1)
+            controller.queue.done(key)
+            names.append(key[1])
+        return names
+
+    async def scenario() -> list[list[str]]:
+        first = await order(md("a", 1), md("b", 1))  # both new: urgent, in order
+        controller.queue.add(("ns", "a"))  # a pod of "a" moved: routine
+        echoed = await order(md("b", 1, {"replicas": 1}))  # our status write on "b": routine, after "a"
+        controller.queue.add(("ns", "a"))
+        edited = await order(md("b", 2))  # a new spec of "b": before the routine "a"
+        return [first, echoed, edited]
+
+    assert asyncio.run(scenario()) == [["a", "b"], ["a", "b"], ["b", "a"]]
