@@ -75,7 +75,10 @@ class Store:
 
     def deployment(self, key: Key) -> Manifest | None:
         packed = self._deployments.get(key)
-        return None if packed is None else dict(json.loads(packed))
+        if packed is None:
+            return None
+        body: Manifest = json.loads(packed)
+        return body
 
     def put_deployment(self, body: Manifest) -> bool:
         """Keeps `body`; True when the ModelDeployment is new or its spec changed (a new generation)."""

@@ -14,11 +14,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, config
+from kubernetes.dynamic import DynamicClient
 
+from modelplex.crds.generate import CRD_PATH
 from modelplex.operator.devcluster.binaries import ensure_binaries
 from modelplex.operator.devcluster.cluster import DevCluster, start_cluster
 from modelplex.operator.devcluster.config import DevClusterSettings
+from mpxtest.wait import eventually
 
 OPT_OUT = "MODELPLEX_SKIP_CLUSTER_TESTS"
 _timings: dict[str, str] = {}
@@ -56,6 +60,39 @@ def fresh_namespace(kube: client.ApiClient, prefix: str) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and core.list_namespaced_pod(name).items:
             time.sleep(0.2)
+
+
+def apply_manifest(dynamic: DynamicClient, manifest: dict[str, Any]) -> Any:
+    """Server-side apply of one manifest, in the namespace it names (if any), as the tests' manager."""
+    resource = dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+    return resource.server_side_apply(
+        body=manifest,
+        name=manifest["metadata"]["name"],
+        namespace=manifest["metadata"].get("namespace"),
+        field_manager="modelplex-tests",
+        force_conflicts=True,
+    )
+
+
+def install_crd(dynamic: DynamicClient) -> None:
+    """Applies the ModelDeployment CRD and waits until it is established, discoverable and served."""
+    apply_manifest(dynamic, yaml.safe_load(CRD_PATH.read_text()))
+    crds = dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+
+    def established() -> bool:
+        conditions = crds.get(name="modeldeployments.modelplex.dev").status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    eventually(established, what="the ModelDeployment CRD to be established")
+    eventually(
+        lambda: dynamic.resources.get(api_version="modelplex.dev/v1alpha1", kind="ModelDeployment"),
+        what="the ModelDeployment kind to be discoverable",
+    )
+    custom = client.CustomObjectsApi(dynamic.client)
+    eventually(  # served: its storage answers 429 while it initializes
+        lambda: custom.list_cluster_custom_object("modelplex.dev", "v1alpha1", "modeldeployments"),
+        what="ModelDeployments to be served",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,11 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 import modelplex
-from modelplex.crds.generate import CRD_PATH
 from modelplex.gateway.discovery.base import Catalog, ModelSpec
 from modelplex.gateway.discovery.kube import KubernetesSource
 from modelplex.kube.credentials import load_credentials
 from modelplex.operator.devcluster.cluster import DevCluster
-from mpxtest.cluster import fresh_namespace
+from mpxtest.cluster import apply_manifest, fresh_namespace, install_crd
 from mpxtest.wait import eventually
 
 ROOT = Path(modelplex.__file__).parent
@@ -30,17 +29,6 @@ GATEWAY_RBAC = ROOT / "deploy" / "gateway" / "rbac.yaml"
 OPERATOR_USER = "system:serviceaccount:modelplex-system:modelplex-operator"
 GATEWAY_USER = "system:serviceaccount:modelplex-system:modelplex-gateway"
 MODELPLEX = str(Path(sys.executable).with_name("modelplex"))
-
-
-def apply_manifest(dynamic: DynamicClient, manifest: dict[str, Any]) -> None:
-    resource = dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
-    resource.server_side_apply(
-        body=manifest,
-        name=manifest["metadata"]["name"],
-        namespace=manifest["metadata"].get("namespace"),
-        field_manager="modelplex-tests",
-        force_conflicts=True,
-    )
 
 
 def apply_file(dynamic: DynamicClient, path: Path) -> None:
@@ -55,16 +43,7 @@ def dynamic(kube: client.ApiClient) -> DynamicClient:
 
 @pytest.fixture(scope="module")
 def crd(dynamic: DynamicClient) -> None:
-    apply_manifest(dynamic, yaml.safe_load(CRD_PATH.read_text()))
-    eventually(
-        lambda: dynamic.resources.get(api_version="modelplex.dev/v1alpha1", kind="ModelDeployment"),
-        what="the ModelDeployment kind to be discoverable",
-    )
-    custom = client.CustomObjectsApi(dynamic.client)
-    eventually(  # served: its storage answers 429 while it initializes
-        lambda: custom.list_cluster_custom_object("modelplex.dev", "v1alpha1", "modeldeployments"),
-        what="ModelDeployments to be served",
-    )
+    install_crd(dynamic)
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,8 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 import modelplex
-from modelplex.crds.generate import CRD_PATH
 from modelplex.operator.devcluster.cluster import DevCluster
-from mpxtest.cluster import fresh_namespace
+from mpxtest.cluster import apply_manifest, fresh_namespace, install_crd
 from mpxtest.wait import eventually
 
 ROOT = Path(modelplex.__file__).parent
@@ -27,17 +26,6 @@ KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 MODELPLEX = str(Path(sys.executable).with_name("modelplex"))
 
 
-def apply_manifest(dynamic: DynamicClient, manifest: dict[str, Any], namespace: str | None = None) -> Any:
-    resource = dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
-    return resource.server_side_apply(
-        body=manifest,
-        name=manifest["metadata"]["name"],
-        namespace=namespace,
-        field_manager="modelplex-tests",
-        force_conflicts=True,
-    )
-
-
 @pytest.fixture(scope="session")
 def dynamic(kube: client.ApiClient) -> DynamicClient:
     return DynamicClient(kube)
@@ -45,29 +33,13 @@ def dynamic(kube: client.ApiClient) -> DynamicClient:
 
 @pytest.fixture(scope="session")
 def crd(dynamic: DynamicClient) -> None:
-    apply_manifest(dynamic, yaml.safe_load(CRD_PATH.read_text()))
-    crds = dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-
-    def established() -> bool:
-        conditions = crds.get(name="modeldeployments.modelplex.dev").status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    eventually(established, what="the ModelDeployment CRD to be established")
-    eventually(
-        lambda: dynamic.resources.get(api_version="modelplex.dev/v1alpha1", kind="ModelDeployment"),
-        what="the ModelDeployment kind to be discoverable",
-    )
-    custom = client.CustomObjectsApi(dynamic.client)
-    eventually(  # served: its storage answers 429 while it initializes
-        lambda: custom.list_cluster_custom_object("modelplex.dev", "v1alpha1", "modeldeployments"),
-        what="ModelDeployments to be served",
-    )
+    install_crd(dynamic)
 
 
 @pytest.fixture(scope="session")
 def operator_kubeconfig(dynamic: DynamicClient, dev_cluster: DevCluster, crd: None) -> Path:
     for manifest in yaml.safe_load_all(RBAC.read_text()):
-        apply_manifest(dynamic, manifest, manifest["metadata"].get("namespace"))
+        apply_manifest(dynamic, manifest)
     return dev_cluster.user_kubeconfig(OPERATOR_USER)
 
 
