@@ -41,7 +41,7 @@ lint: install typecheck
 # mypy cannot follow setuptools' editable import hook, so it reads the package through a link.
 typecheck: install
 	@mkdir -p $(TYPECHECK_ROOT) && ln -sfn "$(CURDIR)" $(TYPECHECK_ROOT)/modelplex
-	MYPYPATH=$(TYPECHECK_ROOT) $(BIN)/mypy -m modelplex -p modelplex.crds -p modelplex.kube -p modelplex.operator -p modelplex.gateway -p modelplex.billing
+	MYPYPATH=$(TYPECHECK_ROOT) $(BIN)/mypy -m modelplex -m modelplex.cli -m modelplex.processes -p modelplex.crds -p modelplex.kube -p modelplex.operator -p modelplex.engine -p modelplex.local -p modelplex.devcluster -p modelplex.gateway -p modelplex.billing
 
 pytest: install
 	@rc=0; $(BIN)/pytest || rc=$$?; \

@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import yaml
 
-from modelplex.operator import engine as engines
-from modelplex.operator.models.prepare import model_dir
-from modelplex.operator.models.registry import lookup
-from modelplex.operator.processes import Component, free_port, start, stop, wait_until
+from modelplex.engine import install as engines
+from modelplex.engine.models.prepare import model_dir
+from modelplex.engine.models.registry import lookup
+from modelplex.processes import Component, free_port, start, stop, wait_until
 
 KEY = "mpx-bench-engine"
 PROMPT = "Write a short story about a lighthouse keeper and a storm."

@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from modelplex.billing import prices
+from modelplex.billing import price_history
 from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import opened
-from modelplex.billing.prices import PriceTerms
+from modelplex.billing.price_history import PriceTerms
 from modelplex.billing.settings import BillingSettings
 from mpxtest.postgres import EmbeddedPostgres
 
@@ -78,7 +78,7 @@ async def measure(
     async with opened(settings) as ledger:
         for model in MODELS:
             terms = PriceTerms(input_per_1m="0.15", cached_input_per_1m="0.075", output_per_1m="0.60")
-            await prices.set_price(ledger, model, terms, START - timedelta(days=1))
+            await price_history.set_price(ledger, model, terms, START - timedelta(days=1))
         sink = LedgerSink(ledger)
         total = sum(len(batch) for batch in batches)
         stored, seconds = await drive(sink, batches, concurrency)

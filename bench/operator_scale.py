@@ -29,9 +29,9 @@ from kubernetes import client, config, watch
 from kubernetes.dynamic import DynamicClient
 
 from modelplex.crds.generate import CRD_PATH
-from modelplex.operator.devcluster.binaries import ensure_binaries
-from modelplex.operator.devcluster.cluster import DevCluster, start_cluster
-from modelplex.operator.devcluster.config import DevClusterSettings, GpuNodePool
+from modelplex.devcluster.binaries import ensure_binaries
+from modelplex.devcluster.cluster import DevCluster, start_cluster
+from modelplex.devcluster.config import DevClusterSettings, GpuNodePool
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench"

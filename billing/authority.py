@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from modelplex.billing.cache import TtlCache
 from modelplex.billing.contracts import BudgetStatus, Principal
-from modelplex.billing.keys import key_hash, looks_like_key
+from modelplex.billing.key_material import key_hash, looks_like_key
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import utcnow
 from modelplex.billing.statements import budget_status

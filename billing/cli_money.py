@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from modelplex.billing import migrate, prices, statements, tenants, usage
+from modelplex.billing import migrate, price_history, statements, tenants, usage
 from modelplex.billing.cli_support import instant, json_option, print_json, print_records, run
 from modelplex.billing.export import invoice_csv
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import month_of, utcnow
-from modelplex.billing.prices import PriceTerms
+from modelplex.billing.price_history import PriceTerms
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.usage import Granularity
 
@@ -89,7 +89,7 @@ def prices_set(
         input_per_1m=input_, output_per_1m=output, cached_input_per_1m=cached_input, currency=currency
     )
     at = instant(effective_from, "effectiveFrom")
-    record = run(lambda ledger: prices.set_price(ledger, model, terms, at))
+    record = run(lambda ledger: price_history.set_price(ledger, model, terms, at))
     click.echo(f"Set price model={record.model} id={record.id} from={record.effective_from.isoformat()}")
 
 
@@ -98,7 +98,7 @@ def prices_set(
 @json_option
 def prices_list(model: str | None, as_json: bool) -> None:
     """List the price history."""
-    print_records(run(lambda ledger: prices.list_prices(ledger, model)), _PRICE_COLUMNS, as_json)
+    print_records(run(lambda ledger: price_history.list_prices(ledger, model)), _PRICE_COLUMNS, as_json)
 
 
 @click.command("usage")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import as_utc, hour_of
-from modelplex.billing.prices import price_book
+from modelplex.billing.price_history import price_book
 from modelplex.billing.pricing import PriceBook
 from modelplex.billing.tables import UNPRICED, UsageEventRow, UsageHourly
 

@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelplex.billing.errors import InvalidInput, NotFound
-from modelplex.billing.keys import display_prefix, key_hash, looks_like_key, new_key
+from modelplex.billing.key_material import display_prefix, key_hash, looks_like_key, new_key
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import utcnow
 from modelplex.billing.schemas import Record

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from modelplex.billing import migrate
 from modelplex.billing.db import create_engine
-from modelplex.billing.keys import load_pepper
+from modelplex.billing.key_material import load_pepper
 from modelplex.billing.settings import BillingSettings
 
 _log = logging.getLogger(__name__)

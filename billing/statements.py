@@ -11,7 +11,7 @@ from modelplex.billing.errors import NotFound
 from modelplex.billing.invoices import Invoice, compute_invoice, spend
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import month_of, parse_period, utcnow
-from modelplex.billing.prices import price_book
+from modelplex.billing.price_history import price_book
 from modelplex.billing.tables import Plan, Tenant
 from modelplex.billing.tenants import find_tenant
 from modelplex.billing.usage import usage_totals

@@ -23,6 +23,7 @@ from modelplex.gateway.discovery.base import DiscoverySource
 from modelplex.gateway.errors import GatewayError, draining, method_not_allowed, not_found
 from modelplex.gateway.inference import Kind, parse
 from modelplex.gateway.journal import Journal
+from modelplex.gateway.lifespan import Lifespan, Service
 from modelplex.gateway.limits.base import Limiter
 from modelplex.gateway.limits.fallback import FallbackLimiter
 from modelplex.gateway.limits.memory import MemoryLimiter
@@ -31,7 +32,6 @@ from modelplex.gateway.metering import Meter
 from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.gateway.pool import Pool
 from modelplex.gateway.routing.base import RouteRequest
-from modelplex.gateway.runtime import Runtime, Service
 from modelplex.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Gateway:
         if isinstance(limiter, FallbackLimiter):
             self.metrics.watch_limits(lambda: limiter.degraded)
         self.admission = Admission(authority, limiter, self.pool, settings.budget_cache_seconds)
-        self.runtime = Runtime(
+        self.lifespan = Lifespan(
             settings, self.pool, self.journal, sink, discovery, limiter, self.metrics, services
         )
         self._admin = admin
@@ -82,7 +82,7 @@ class Gateway:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
-            await self.runtime.lifespan(receive, send)
+            await self.lifespan.lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -106,9 +106,9 @@ class Gateway:
 
     async def _inference(self, kind: Kind, scope: Scope, receive: Receive, send: Send) -> None:
         tenant, model, status = "-", "-", 500
-        self.runtime.enter()
+        self.lifespan.enter()
         try:
-            if self.runtime.draining:
+            if self.lifespan.draining:
                 raise draining()
             principal = await self.admission.authenticate(scope)
             tenant = principal.tenant_id
@@ -126,7 +126,7 @@ class Gateway:
             session = header(scope, b"x-session-id")
             route = RouteRequest(model, request.prefix, session.decode("latin-1") if session else None)
             try:
-                status = await self.runtime.proxy.serve(request, route, meter, send, receive)
+                status = await self.lifespan.proxy.serve(request, route, meter, send, receive)
             finally:
                 await self.admission.settle(ticket, _limit_tokens(meter, ticket.estimated_tokens))
         except GatewayError as exc:
@@ -140,7 +140,7 @@ class Gateway:
                 send, GatewayError(500, "Internal gateway error.", "server_error", "internal_error")
             )
         finally:
-            self.runtime.leave()
+            self.lifespan.leave()
             self.metrics.requests.labels(tenant, model, str(status)).inc()
 
     async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,7 +157,7 @@ class Gateway:
         await send_bytes(send, 200, json.dumps({"object": "list", "data": data}).encode())
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.runtime.draining:
+        if self.lifespan.draining:
             await send_error(send, draining())
         else:
             await send_bytes(send, 200, b'{"status":"ok"}')

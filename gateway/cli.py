@@ -14,9 +14,9 @@ from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.base import Catalog, DiscoverySource, Publish
 from modelplex.gateway.discovery.kube import KubernetesSource
 from modelplex.gateway.discovery.static import StaticConfig, StaticFileSource, load_static_config
-from modelplex.gateway.ledger import LedgerBinding
+from modelplex.gateway.ledger_binding import LedgerBinding
 from modelplex.gateway.settings import GatewaySettings
-from modelplex.gateway.tenants import StaticKeyAuthority
+from modelplex.gateway.static_tenants import StaticKeyAuthority
 from modelplex.kube.credentials import CredentialsError, load_credentials
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"

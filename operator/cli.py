@@ -1,53 +1,52 @@
-"""The `modelplex` command line: one root group, each component contributes its subcommands.
-
-Subcommands are imported when they are used, so a process such as `modelplex operator run` carries
-only its own dependencies: importing every component (the ledger's SQLAlchemy, the gateway's ASGI
-stack) would double the operator's memory before it has watched a single object.
-"""
+"""`modelplex operator run`: the ModelDeployment operator in the foreground."""
 
 from __future__ import annotations
 
-import importlib
+import asyncio
+import logging
+from pathlib import Path
 from typing import Any
 
 import click
 
-from modelplex import __version__
-
-# Subcommand name -> "module:attribute" of its click command.
-SUBCOMMANDS = {
-    "up": "modelplex.operator.local.cli:up",
-    "scale": "modelplex.operator.local.cli:scale",
-    "dev-cluster": "modelplex.operator.devcluster.cli:dev_cluster",
-    "gateway": "modelplex.gateway.cli:gateway",
-    "models": "modelplex.operator.models.cli:models",
-    "operator": "modelplex.operator.commands:operator_group",
-    "tenants": "modelplex.billing.cli:tenants_group",
-    "keys": "modelplex.billing.cli:keys_group",
-    "plans": "modelplex.billing.cli_money:plans_group",
-    "prices": "modelplex.billing.cli_money:prices_group",
-    "usage": "modelplex.billing.cli_money:usage_command",
-    "invoice": "modelplex.billing.cli_money:invoice_command",
-    "ledger": "modelplex.billing.cli_money:ledger_group",
-}
+from modelplex.kube.credentials import CredentialsError, load_credentials
+from modelplex.operator.runner import run_operator
+from modelplex.operator.settings import OperatorSettings
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are named in SUBCOMMANDS and imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module, attribute = target.split(":")
-        command: Any = getattr(importlib.import_module(module), attribute)
-        return command if isinstance(command, click.Command) else None
+@click.group(name="operator")
+def operator_group() -> None:
+    """The Kubernetes operator that turns ModelDeployments into vLLM replicas."""
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="modelplex")
-def main() -> None:
-    """Modelplex: serve models to many tenants, metered to the token."""
+@operator_group.command(name="run")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Kubeconfig to use (default: in-cluster service account, then $KUBECONFIG).",
+)
+@click.option("--namespace", "namespaces", multiple=True, help="Watch only this namespace (repeatable).")
+@click.option("--workers", type=int, default=None, help="Reconciles running at once.")
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
+def run_command(
+    kubeconfig: Path | None, namespaces: tuple[str, ...], workers: int | None, log_level: str
+) -> None:
+    """Run the operator until interrupted (settings: MODELPLEX_OPERATOR_*)."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
+    overrides: dict[str, Any] = {}
+    if kubeconfig is not None:
+        overrides["kubeconfig"] = kubeconfig
+    if namespaces:
+        overrides["namespaces"] = namespaces
+    if workers is not None:
+        overrides["workers"] = workers
+    settings = OperatorSettings(**overrides)
+    try:
+        credentials = load_credentials(settings.kubeconfig)
+    except CredentialsError as error:
+        raise click.ClickException(str(error)) from error
+    asyncio.run(run_operator(settings, credentials))

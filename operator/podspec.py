@@ -6,8 +6,8 @@ from typing import Any
 
 from modelplex.crds import labels
 from modelplex.crds.resource import ModelDeployment
+from modelplex.engine.vllm_args import MultiNode, headless, vllm_args
 from modelplex.operator.settings import OperatorSettings
-from modelplex.operator.vllm_args import MultiNode, headless, vllm_args
 
 MODELS_ROOT = "/models"
 CACHE_ROOT = "/cache"

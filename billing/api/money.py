@@ -9,13 +9,13 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
-from modelplex.billing import prices, statements, usage
+from modelplex.billing import price_history, statements, usage
 from modelplex.billing.api.pages import Page
 from modelplex.billing.export import invoice_csv
 from modelplex.billing.invoices import Invoice
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import month_of, parse_instant, utcnow
-from modelplex.billing.prices import PriceTerms
+from modelplex.billing.price_history import PriceTerms
 from modelplex.billing.pricing import PriceRecord
 from modelplex.billing.usage import Granularity, UsageBucket
 
@@ -41,11 +41,11 @@ def _price_routes(router: APIRouter, ledger: Ledger) -> None:
     @router.post("/prices", status_code=201, tags=["prices"])
     async def set_price(body: PriceCreate) -> PriceRecord:
         terms = PriceTerms.model_validate(body.model_dump(exclude={"model", "effective_from"}))
-        return await prices.set_price(ledger, body.model, terms, body.effective_from)
+        return await price_history.set_price(ledger, body.model, terms, body.effective_from)
 
     @router.get("/prices", tags=["prices"])
     async def list_prices(model: str | None = None) -> Page[PriceRecord]:
-        return Page(data=await prices.list_prices(ledger, model))
+        return Page(data=await price_history.list_prices(ledger, model))
 
 
 def _usage_routes(router: APIRouter, ledger: Ledger) -> None:

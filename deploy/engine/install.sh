@@ -58,7 +58,7 @@ install_packages() {
 show_log_tail() { tail -n 20 "$log" >&2 2>/dev/null || true; }
 
 smoke_test() {
-    # VLLM_TARGET_DEVICE=cpu as the engine gets it at run time (modelplex.operator.engine.environment).
+    # VLLM_TARGET_DEVICE=cpu as the engine gets it at run time (modelplex.engine.install.environment).
     if [ "$device" = cpu ]; then export VLLM_TARGET_DEVICE=cpu; fi
     HF_HUB_OFFLINE=1 "$dir/bin/python" -c \
         'import vllm.entrypoints.openai.api_server, transformers, gguf, accelerate' >>"$log" 2>&1

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from modelplex.gateway.discovery.base import Catalog, Publish
-from modelplex.gateway.tenants import StaticTenant
+from modelplex.gateway.static_tenants import StaticTenant
 
 log = logging.getLogger(__name__)
 

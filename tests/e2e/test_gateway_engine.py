@@ -22,7 +22,7 @@ from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.static import StaticFileSource, load_static_config
 from modelplex.gateway.settings import GatewaySettings
-from modelplex.gateway.tenants import StaticKeyAuthority
+from modelplex.gateway.static_tenants import StaticKeyAuthority
 from mpxtest.engine import Counters, RealEngine
 from mpxtest.upstream import LoopThread, MemorySink, Served, serve, shutdown
 from mpxtest.wait import eventually

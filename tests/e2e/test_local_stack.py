@@ -19,7 +19,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from modelplex.operator.processes import free_port, group_members
+from modelplex.processes import free_port, group_members
 from mpxtest.engine import Counters, engine_counters
 from mpxtest.wait import eventually
 

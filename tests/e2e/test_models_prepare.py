@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modelplex.operator import engine as engines
+from modelplex.engine import install as engines
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The session's real Kubernetes control plane (see modelplex.operator.devcluster).
+"""The session's real Kubernetes control plane (see modelplex.devcluster).
 
 Set MODELPLEX_SKIP_CLUSTER_TESTS=1 to skip the tests that need it; CI never sets it, and
 without it a missing toolchain fails those tests with a message naming what is missing.
@@ -19,9 +19,9 @@ from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 
 from modelplex.crds.generate import CRD_PATH
-from modelplex.operator.devcluster.binaries import ensure_binaries
-from modelplex.operator.devcluster.cluster import DevCluster, start_cluster
-from modelplex.operator.devcluster.config import DevClusterSettings
+from modelplex.devcluster.binaries import ensure_binaries
+from modelplex.devcluster.cluster import DevCluster, start_cluster
+from modelplex.devcluster.config import DevClusterSettings
 from mpxtest.wait import eventually
 
 OPT_OUT = "MODELPLEX_SKIP_CLUSTER_TESTS"

@@ -21,10 +21,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelplex.operator import engine as engines
-from modelplex.operator.models.prepare import is_prepared, model_dir
-from modelplex.operator.models.registry import lookup
-from modelplex.operator.processes import (
+from modelplex.engine import install as engines
+from modelplex.engine.models.prepare import is_prepared, model_dir
+from modelplex.engine.models.registry import lookup
+from modelplex.processes import (
     Component,
     StartupError,
     free_port,

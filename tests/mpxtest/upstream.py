@@ -26,7 +26,7 @@ from modelplex.billing.contracts import PlanLimits, UsageEvent
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.base import Catalog, ModelSpec, Publish
 from modelplex.gateway.settings import GatewaySettings
-from modelplex.gateway.tenants import StaticKeyAuthority, StaticTenant
+from modelplex.gateway.static_tenants import StaticKeyAuthority, StaticTenant
 
 T = TypeVar("T")
 Scope = dict[str, Any]

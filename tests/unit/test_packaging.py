@@ -14,7 +14,7 @@ import modelplex
 
 ROOT = Path(modelplex.__file__).parent
 CHECK = (
-    "import operator, modelplex.operator.cli; "
+    "import operator, modelplex.cli; "
     "assert operator.__file__.endswith('operator.py'), operator.__file__; operator.itemgetter"
 )
 
@@ -70,7 +70,7 @@ def test_normal_install_has_one_import_root(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stderr
     check = (
         f"import sys; sys.path.insert(0, {str(target)!r}); {CHECK}; "
-        f"assert modelplex.operator.cli.__file__.startswith({str(target)!r}), modelplex.operator.cli.__file__"
+        f"assert modelplex.cli.__file__.startswith({str(target)!r}), modelplex.cli.__file__"
     )
     result = _run([sys.executable, "-c", check], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -79,7 +79,7 @@ def test_normal_install_has_one_import_root(tmp_path: Path) -> None:
 def test_cli_lists_subcommands_each_with_help() -> None:
     from click.testing import CliRunner
 
-    from modelplex.operator.cli import SUBCOMMANDS, main
+    from modelplex.cli import SUBCOMMANDS, main
 
     runner = CliRunner()
     top = runner.invoke(main, ["--help"])
@@ -101,7 +101,7 @@ def test_cli_lists_subcommands_each_with_help() -> None:
 def test_a_subcommand_imports_only_its_own_component() -> None:
     # The operator's memory target depends on it: the ledger and gateway stacks are about 60 MiB.
     probe = (
-        "import sys; from modelplex.operator.cli import main; "
+        "import sys; from modelplex.cli import main; "
         "main(['operator', 'run', '--help'], standalone_mode=False); "
         "loaded = sorted(m for m in ('sqlalchemy', 'fastapi', 'uvicorn', 'alembic') if m in sys.modules); "
         "assert not loaded, loaded"

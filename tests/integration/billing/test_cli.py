@@ -18,7 +18,7 @@ from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import opened
 from modelplex.billing.settings import BillingSettings
-from modelplex.operator.cli import main
+from modelplex.cli import main
 
 
 @pytest.fixture

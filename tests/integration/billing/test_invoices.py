@@ -10,12 +10,12 @@ from decimal import Decimal
 import pytest
 from integration.billing.events import usage_event
 
-from modelplex.billing import prices, statements, tenants
+from modelplex.billing import price_history, statements, tenants
 from modelplex.billing.errors import InvalidInput, NotFound
 from modelplex.billing.export import invoice_csv
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
-from modelplex.billing.prices import PriceTerms
+from modelplex.billing.price_history import PriceTerms
 
 pytestmark = pytest.mark.anyio
 
@@ -25,7 +25,7 @@ def at(day: int, hour: int = 12, month: int = 3) -> datetime:
 
 
 async def _price(ledger: Ledger, model: str, when: datetime, **amounts: str) -> None:
-    await prices.set_price(ledger, model, PriceTerms.model_validate(amounts), when)
+    await price_history.set_price(ledger, model, PriceTerms.model_validate(amounts), when)
 
 
 async def _march(ledger: Ledger) -> str:

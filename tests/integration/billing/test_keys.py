@@ -13,13 +13,13 @@ from integration.billing.conftest import PEPPER
 from integration.billing.events import usage_event
 from sqlalchemy import select, update
 
-from modelplex.billing import keystore, prices, tenants
+from modelplex.billing import keystore, price_history, tenants
 from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.errors import InvalidInput, NotFound
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import utcnow
-from modelplex.billing.prices import PriceTerms
+from modelplex.billing.price_history import PriceTerms
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.tables import ApiKey
 from modelplex.billing.tenants import PlanSpec
@@ -147,7 +147,7 @@ async def test_budget_counts_this_months_tokens_and_spend(ledger: Ledger) -> Non
     await tenants.put_plan(ledger, plan)
     tenant = await tenants.create_tenant(ledger, "acme", plan="small")
     now = utcnow()
-    await prices.set_price(
+    await price_history.set_price(
         ledger, "m1", PriceTerms(input_per_1m="100", output_per_1m="200"), now - timedelta(days=40)
     )
     last_month = now - timedelta(days=35)

@@ -9,11 +9,11 @@ import pytest
 from integration.billing.events import usage_event
 from sqlalchemy import select
 
-from modelplex.billing import prices
+from modelplex.billing import price_history
 from modelplex.billing.errors import Conflict, InvalidInput, NotFound
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
-from modelplex.billing.prices import PriceTerms
+from modelplex.billing.price_history import PriceTerms
 from modelplex.billing.tables import UsageEventRow
 
 pytestmark = pytest.mark.anyio
@@ -25,9 +25,9 @@ def terms(**amounts: object) -> PriceTerms:
 
 
 async def test_a_price_change_adds_a_row_and_keeps_the_old_one(ledger: Ledger) -> None:
-    first = await prices.set_price(ledger, "m1", terms(), MARCH)
-    await prices.set_price(ledger, "m1", terms(inputPer1M="1.5"), MARCH + timedelta(days=10))
-    history = await prices.list_prices(ledger, "m1")
+    first = await price_history.set_price(ledger, "m1", terms(), MARCH)
+    await price_history.set_price(ledger, "m1", terms(inputPer1M="1.5"), MARCH + timedelta(days=10))
+    history = await price_history.list_prices(ledger, "m1")
     assert [(p.input_per_1m, p.effective_from) for p in history] == [
         (Decimal("1"), MARCH),
         (Decimal("1.5"), MARCH + timedelta(days=10)),
@@ -37,8 +37,8 @@ async def test_a_price_change_adds_a_row_and_keeps_the_old_one(ledger: Ledger) -
 
 
 async def test_usage_is_priced_at_the_price_in_force_when_it_started(ledger: Ledger) -> None:
-    old = await prices.set_price(ledger, "m1", terms(), MARCH)
-    new = await prices.set_price(ledger, "m1", terms(inputPer1M="3"), MARCH + timedelta(days=10))
+    old = await price_history.set_price(ledger, "m1", terms(), MARCH)
+    new = await price_history.set_price(ledger, "m1", terms(inputPer1M="3"), MARCH + timedelta(days=10))
     await LedgerSink(ledger).ingest(
         [
             usage_event("before", at=MARCH + timedelta(days=9, hours=23, minutes=59)),
@@ -53,15 +53,15 @@ async def test_usage_is_priced_at_the_price_in_force_when_it_started(ledger: Led
 
 
 async def test_prices_cannot_take_effect_before_recorded_usage(ledger: Ledger) -> None:
-    await prices.set_price(ledger, "m1", terms(), MARCH)
+    await price_history.set_price(ledger, "m1", terms(), MARCH)
     await LedgerSink(ledger).ingest([usage_event("r1", at=MARCH + timedelta(days=5))])
     with pytest.raises(Conflict) as retroactive:
-        await prices.set_price(ledger, "m1", terms(inputPer1M="9"), MARCH + timedelta(days=4))
+        await price_history.set_price(ledger, "m1", terms(inputPer1M="9"), MARCH + timedelta(days=4))
     assert retroactive.value.param == "effectiveFrom"
-    await prices.set_price(ledger, "m1", terms(inputPer1M="9"), MARCH + timedelta(days=6))
-    await prices.set_price(ledger, "m2", terms(), MARCH)  # other models are not affected
+    await price_history.set_price(ledger, "m1", terms(inputPer1M="9"), MARCH + timedelta(days=6))
+    await price_history.set_price(ledger, "m2", terms(), MARCH)  # other models are not affected
     with pytest.raises(Conflict) as duplicate:
-        await prices.set_price(ledger, "m2", terms(inputPer1M="5"), MARCH)
+        await price_history.set_price(ledger, "m2", terms(inputPer1M="5"), MARCH)
     assert duplicate.value.param == "effectiveFrom"
 
 
@@ -82,30 +82,27 @@ async def test_bad_prices_are_rejected_naming_the_field(
     ledger: Ledger, amounts: dict[str, str], param: str
 ) -> None:
     with pytest.raises(InvalidInput) as bad:
-        await prices.set_price(ledger, "m1", terms(**amounts), MARCH)
+        await price_history.set_price(ledger, "m1", terms(**amounts), MARCH)
     assert bad.value.param == param
     with pytest.raises(NotFound):
-        await prices.list_prices(ledger, "m1")  # nothing was written
+        await price_history.list_prices(ledger, "m1")  # nothing was written
 
 
 async def test_deployment_pricing_adds_a_row_only_when_it_changes(ledger: Ledger) -> None:
+    source = "modeldeployment:default/m1"
     declared = PriceTerms.model_validate({"inputPer1M": "0.15", "outputPer1M": "0.60", "currency": "usd"})
-    first = await prices.apply_deployment_pricing(ledger, "m1", declared, "modeldeployment:default/m1")
+    first = await price_history.apply_deployment_pricing(ledger, "m1", declared, source)
     assert first is not None
-    assert first.source == "modeldeployment:default/m1"
+    assert first.source == source
     assert first.currency == "USD"
-    assert await prices.apply_deployment_pricing(ledger, "m1", declared, "modeldeployment:default/m1") is None
+    assert await price_history.apply_deployment_pricing(ledger, "m1", declared, source) is None
     same_value = PriceTerms.model_validate(
         {"inputPer1M": 0.150, "outputPer1M": "0.6", "cachedInputPer1M": "0.15"}
     )
-    assert (
-        await prices.apply_deployment_pricing(ledger, "m1", same_value, "modeldeployment:default/m1") is None
-    )
+    assert await price_history.apply_deployment_pricing(ledger, "m1", same_value, source) is None
     cheaper = PriceTerms.model_validate({"inputPer1M": "0.10", "outputPer1M": "0.60"})
-    assert (
-        await prices.apply_deployment_pricing(ledger, "m1", cheaper, "modeldeployment:default/m1") is not None
-    )
-    assert [p.input_per_1m for p in await prices.list_prices(ledger, "m1")] == [
+    assert await price_history.apply_deployment_pricing(ledger, "m1", cheaper, source) is not None
+    assert [p.input_per_1m for p in await price_history.list_prices(ledger, "m1")] == [
         Decimal("0.15"),
         Decimal("0.1"),
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelplex.operator.processes import group_members, pid_alive
+from modelplex.processes import group_members, pid_alive
 from mpxtest.cluster import OPT_OUT
 from mpxtest.wait import eventually
 
@@ -57,9 +57,9 @@ def test_cli_up_kubeconfig_down(tmp_path: Path) -> None:
 def test_components_die_with_a_killed_test_process(tmp_path: Path) -> None:
     script = (
         "import json, sys, time\n"
-        "from modelplex.operator.devcluster.binaries import ensure_binaries\n"
-        "from modelplex.operator.devcluster.cluster import start_cluster\n"
-        "from modelplex.operator.devcluster.config import DevClusterSettings\n"
+        "from modelplex.devcluster.binaries import ensure_binaries\n"
+        "from modelplex.devcluster.cluster import start_cluster\n"
+        "from modelplex.devcluster.config import DevClusterSettings\n"
         "s = DevClusterSettings(with_lws=False)\n"
         "c = start_cluster(ensure_binaries(s.cache_dir), s)\n"
         "print(json.dumps([x.pid for x in c.components]), flush=True)\n"

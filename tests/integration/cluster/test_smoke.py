@@ -11,8 +11,8 @@ import httpx
 import pytest
 from kubernetes import client, config
 
-from modelplex.operator.devcluster.cluster import DevCluster
-from modelplex.operator.devcluster.nodes import GPU_PRODUCT_LABEL
+from modelplex.devcluster.cluster import DevCluster
+from modelplex.devcluster.nodes import GPU_PRODUCT_LABEL
 from mpxtest.wait import eventually
 
 pytestmark = pytest.mark.cluster

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from modelplex.billing.ledger import opened
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.tables import UsageEventRow
-from modelplex.operator.cli import main
+from modelplex.cli import main
 from mpxtest.postgres import EmbeddedPostgres
 from mpxtest.upstream import free_socket
 

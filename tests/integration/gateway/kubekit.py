@@ -16,10 +16,10 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 import modelplex
+from modelplex.devcluster.cluster import DevCluster
 from modelplex.gateway.discovery.base import Catalog, ModelSpec
 from modelplex.gateway.discovery.kube import KubernetesSource
 from modelplex.kube.credentials import load_credentials
-from modelplex.operator.devcluster.cluster import DevCluster
 from mpxtest.cluster import apply_manifest, fresh_namespace, install_crd
 from mpxtest.wait import eventually
 

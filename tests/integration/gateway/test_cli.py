@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from modelplex.operator.cli import main
+from modelplex.cli import main
 from mpxtest.upstream import World, free_socket
 
 

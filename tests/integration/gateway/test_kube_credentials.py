@@ -11,9 +11,9 @@ import pytest
 from integration.gateway.kubekit import crd, dynamic, gateway_kubeconfig, namespace
 from kubernetes import client
 
+from modelplex.devcluster.cluster import DevCluster
 from modelplex.gateway.discovery.kube_watch import ApiError, KubeClient
 from modelplex.kube.credentials import KubeCredentials, in_cluster_credentials, kubeconfig_credentials
-from modelplex.operator.devcluster.cluster import DevCluster
 from mpxtest.tokens import ExecPlugin, ServiceAccountTokens, cluster_ca
 
 __all__ = ["crd", "dynamic", "gateway_kubeconfig", "namespace"]

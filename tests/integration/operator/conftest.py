@@ -14,7 +14,7 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 import modelplex
-from modelplex.operator.devcluster.cluster import DevCluster
+from modelplex.devcluster.cluster import DevCluster
 from mpxtest.cluster import apply_manifest, fresh_namespace, install_crd
 from mpxtest.wait import eventually
 

@@ -9,7 +9,7 @@ import pytest
 from integration.operator.conftest import OperatorProcess
 from kubernetes import client
 
-from modelplex.operator.devcluster.cluster import DevCluster
+from modelplex.devcluster.cluster import DevCluster
 from mpxtest.tokens import ExecPlugin, ServiceAccountTokens, cluster_ca
 from mpxtest.wait import eventually
 

@@ -12,7 +12,7 @@ import pytest
 from modelplex.billing.cache import TtlCache
 from modelplex.billing.db import async_url
 from modelplex.billing.errors import InvalidInput
-from modelplex.billing.keys import display_prefix, key_hash, load_pepper, looks_like_key, new_key
+from modelplex.billing.key_material import display_prefix, key_hash, load_pepper, looks_like_key, new_key
 from modelplex.billing.periods import parse_instant, parse_period
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.usage import UsageBucket, fold

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from modelplex.crds.spec import ModelDeploymentSpec
+from modelplex.engine.vllm_args import MultiNode, headless, model_argument, vllm_args
 from modelplex.operator.fit import check_fit, quantity_bytes
-from modelplex.operator.vllm_args import MultiNode, headless, model_argument, vllm_args
 
 
 def _spec(**overrides: Any) -> ModelDeploymentSpec:

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 
 from modelplex.gateway.discovery.base import Catalog, EndpointSpec, ModelSpec, Publish
-from modelplex.operator.local.manifests import ManifestError, load_all
-from modelplex.operator.local.plan import PlanError, WorkerTemplate, plan
-from modelplex.operator.local.settings import LocalSettings
-from modelplex.operator.local.workers import WorkerPool
+from modelplex.local.manifests import ManifestError, load_all
+from modelplex.local.settings import LocalSettings
+from modelplex.local.templates import PlanError, WorkerTemplate, worker_template
+from modelplex.local.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def read_overrides(path: Path) -> dict[str, int]:
 def load_templates(settings: LocalSettings, files: list[Path], models_dir: Path) -> list[WorkerTemplate]:
     """Load and plan every file; raises ManifestError or PlanError naming what is wrong."""
     overrides = read_overrides(settings.replicas_file)
-    return [plan(m, models_dir, overrides.get(m.name)) for m in load_all(files)]
+    return [worker_template(m, models_dir, overrides.get(m.name)) for m in load_all(files)]
 
 
 def catalog(pool: WorkerPool) -> Catalog:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelplex.operator import engine as engines
+from modelplex.engine import install as engines
 
 CPU_LOCK = engines.ENGINE_DIR / "requirements-cpu.txt"
 GPU_LOCK = engines.ENGINE_DIR / "requirements-gpu.txt"

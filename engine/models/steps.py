@@ -17,8 +17,8 @@ from pathlib import Path
 
 import click
 
-from modelplex.operator.engine import Engine
-from modelplex.operator.models.registry import KnownModel
+from modelplex.engine.install import Engine
+from modelplex.engine.models.registry import KnownModel
 
 CONVERTER = Path(__file__).with_name("convert_gguf.py")
 _CHUNK = 1 << 20

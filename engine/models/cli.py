@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from modelplex.operator.engine import EngineSettings
-from modelplex.operator.models.prepare import PrepareError, is_prepared, model_dir, prepare
-from modelplex.operator.models.registry import KNOWN, UnknownModel, lookup
+from modelplex.engine.install import EngineSettings
+from modelplex.engine.models.prepare import PrepareError, is_prepared, model_dir, prepare
+from modelplex.engine.models.registry import KNOWN, UnknownModel, lookup
 
 
 @click.group("models")

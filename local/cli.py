@@ -11,12 +11,12 @@ from typing import Any
 import click
 
 from modelplex.crds.labels import GROUP, PLURAL, VERSION
-from modelplex.operator.engine import EngineMissing, EngineSettings
-from modelplex.operator.local.manifests import ManifestError
-from modelplex.operator.local.plan import PlanError
-from modelplex.operator.local.settings import DEFAULT_DEPLOYMENT, LocalSettings
-from modelplex.operator.local.stack import StackError, run
-from modelplex.operator.processes import pid_alive
+from modelplex.engine.install import EngineMissing, EngineSettings
+from modelplex.local.manifests import ManifestError
+from modelplex.local.settings import DEFAULT_DEPLOYMENT, LocalSettings
+from modelplex.local.stack import StackError, run
+from modelplex.local.templates import PlanError
+from modelplex.processes import pid_alive
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 

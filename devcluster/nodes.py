@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelplex.operator.devcluster.config import GpuNodePool
+from modelplex.devcluster.config import GpuNodePool
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"

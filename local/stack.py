@@ -13,16 +13,16 @@ from pathlib import Path
 
 import uvicorn
 
+from modelplex.engine.install import EngineSettings, environment, require
 from modelplex.gateway.app import Gateway
-from modelplex.gateway.ledger import LedgerBinding
+from modelplex.gateway.ledger_binding import LedgerBinding
 from modelplex.gateway.settings import GatewaySettings
-from modelplex.operator.engine import EngineSettings, environment, require
-from modelplex.operator.local import ledger_setup
-from modelplex.operator.local.plan import WorkerTemplate
-from modelplex.operator.local.runtime import LocalRuntime, load_templates
-from modelplex.operator.local.settings import LocalSettings
-from modelplex.operator.local.workers import WorkerPool
-from modelplex.operator.processes import pid_alive
+from modelplex.local import ledger_setup
+from modelplex.local.runtime import LocalRuntime, load_templates
+from modelplex.local.settings import LocalSettings
+from modelplex.local.templates import WorkerTemplate
+from modelplex.local.workers import WorkerPool
+from modelplex.processes import pid_alive
 
 log = logging.getLogger(__name__)
 

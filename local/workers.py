@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from modelplex.operator import processes
-from modelplex.operator.local.plan import WorkerTemplate
-from modelplex.operator.processes import Component, free_port
+from modelplex import processes
+from modelplex.local.templates import WorkerTemplate
+from modelplex.processes import Component, free_port
 
 log = logging.getLogger(__name__)
 

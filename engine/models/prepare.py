@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelplex.operator import engine as engines
-from modelplex.operator.models import steps
-from modelplex.operator.models.registry import KnownModel
+from modelplex.engine import install as engines
+from modelplex.engine.models import steps
+from modelplex.engine.models.registry import KnownModel
 
 MARKER = ".modelplex-model.json"
 Report = Callable[[str], None]

@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from modelplex.operator.devcluster.binaries import BinariesUnavailable, ensure_binaries
-from modelplex.operator.devcluster.cluster import DevCluster, dump_state, start_cluster
-from modelplex.operator.devcluster.config import DevClusterSettings, GpuNodePool
-from modelplex.operator.processes import StartupError
+from modelplex.devcluster.binaries import BinariesUnavailable, ensure_binaries
+from modelplex.devcluster.cluster import DevCluster, dump_state, start_cluster
+from modelplex.devcluster.config import DevClusterSettings, GpuNodePool
+from modelplex.processes import StartupError
 
 
 def _state_file(settings: DevClusterSettings) -> Path:

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from modelplex.operator.devcluster.kubeconfig import Credentials
-from modelplex.operator.devcluster.pki import KeyPair, client_tls
+from modelplex.devcluster.kubeconfig import Credentials
+from modelplex.devcluster.pki import KeyPair, client_tls
 
 FIELD_MANAGER = "modelplex-dev-cluster"
 

@@ -41,7 +41,7 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
-class Runtime:
+class Lifespan:
     def __init__(
         self,
         settings: GatewaySettings,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from modelplex.operator.cli import main
-from modelplex.operator.engine import EngineSettings
-from modelplex.operator.models import prepare as preparing
-from modelplex.operator.models import steps
-from modelplex.operator.models.registry import KNOWN, KnownModel, UnknownModel, lookup
+from modelplex.cli import main
+from modelplex.engine.install import EngineSettings
+from modelplex.engine.models import prepare as preparing
+from modelplex.engine.models import steps
+from modelplex.engine.models.registry import KNOWN, KnownModel, UnknownModel, lookup
 
 FOLDER_MODEL = KnownModel(
     name="tiny",

@@ -14,10 +14,10 @@ from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.errors import NotFound
 from modelplex.billing.keystore import create_key
 from modelplex.billing.ledger import Ledger
-from modelplex.billing.prices import PriceTerms, apply_deployment_pricing
+from modelplex.billing.price_history import PriceTerms, apply_deployment_pricing
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.tenants import create_tenant, get_tenant
-from modelplex.operator.local.plan import WorkerTemplate
+from modelplex.local.templates import WorkerTemplate
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelplex.operator.local.manifests import Manifest
-from modelplex.operator.models.registry import KNOWN
-from modelplex.operator.vllm_args import vllm_args
+from modelplex.engine.models.registry import KNOWN
+from modelplex.engine.vllm_args import vllm_args
+from modelplex.local.manifests import Manifest
 
 # Hub ids of the models `modelplex models prepare` knows, so one file serves on a cluster (which
 # downloads from the Hub) and here (which uses the prepared folder).
@@ -66,7 +66,7 @@ def _model_dir(source: str, models_dir: Path) -> Path:
     )
 
 
-def plan(manifest: Manifest, models_dir: Path, replicas: int | None = None) -> WorkerTemplate:
+def worker_template(manifest: Manifest, models_dir: Path, replicas: int | None = None) -> WorkerTemplate:
     """The worker template of a deployment; `replicas` overrides the file's (`modelplex scale`)."""
     deployment = manifest.deployment
     spec = deployment.spec

@@ -20,14 +20,14 @@ from typing import Any
 import httpx
 import yaml
 
-from modelplex.operator import processes
-from modelplex.operator.devcluster.binaries import Binaries
-from modelplex.operator.devcluster.config import DevClusterSettings
-from modelplex.operator.devcluster.kubeconfig import Credentials, write_kubeconfig
-from modelplex.operator.devcluster.nodes import gpu_nodes, node_names
-from modelplex.operator.devcluster.pki import CertificateAuthority, client_tls, write_service_account_keys
-from modelplex.operator.devcluster.rest import ClusterClient
-from modelplex.operator.processes import Component, free_port, wait_until
+from modelplex import processes
+from modelplex.devcluster.binaries import Binaries
+from modelplex.devcluster.config import DevClusterSettings
+from modelplex.devcluster.kubeconfig import Credentials, write_kubeconfig
+from modelplex.devcluster.nodes import gpu_nodes, node_names
+from modelplex.devcluster.pki import CertificateAuthority, client_tls, write_service_account_keys
+from modelplex.devcluster.rest import ClusterClient
+from modelplex.processes import Component, free_port, wait_until
 
 log = logging.getLogger(__name__)
 

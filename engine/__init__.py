@@ -1,0 +1,1 @@
+"""The inference engine: vLLM's installation, the one vLLM argument builder, and model preparation."""
