@@ -31,6 +31,7 @@ class Reason:
     UNSCHEDULABLE = "Unschedulable"
     CRASH_LOOPING = "CrashLooping"
     APPLY_FAILED = "ApplyFailed"
+    INVALID_SPEC = "InvalidSpec"
     AS_EXPECTED = "AsExpected"
 
 

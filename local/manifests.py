@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from modelplex.crds.labels import API_VERSION, KIND
 from modelplex.crds.resource import ModelDeployment
+from modelplex.crds.validation import field_errors
 
 
 class ManifestError(ValueError):
@@ -27,14 +28,6 @@ class Manifest:
         return self.deployment.metadata.name
 
 
-def _field_errors(error: ValidationError) -> list[str]:
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(document)"
-        lines.append(f"  {where}: {item['msg']}")
-    return lines
-
-
 def _document(path: Path, index: int, body: Any) -> ModelDeployment:
     where = f"{path} (document {index + 1})"
     if not isinstance(body, dict):
@@ -47,7 +40,9 @@ def _document(path: Path, index: int, body: Any) -> ModelDeployment:
     try:
         return ModelDeployment.from_body(body)
     except ValidationError as error:
-        raise ManifestError("\n".join([f"{where}: invalid ModelDeployment", *_field_errors(error)])) from None
+        raise ManifestError(
+            "\n".join([f"{where}: invalid ModelDeployment", *(f"  {line}" for line in field_errors(error))])
+        ) from None
 
 
 def load_file(path: Path) -> list[Manifest]:

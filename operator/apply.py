@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from modelplex.crds import labels
-from modelplex.crds.resource import ModelDeployment
-from modelplex.operator.kube import ApiError, KubeApi
+from modelplex.crds.resource import ModelDeployment, ObjectMeta
+from modelplex.crds.status import ModelDeploymentStatus
+from modelplex.kube.client import KubeClient
+from modelplex.kube.errors import ApiError
 from modelplex.operator.plan import Action, Apply, Delete
 from modelplex.operator.status import Transition
 
@@ -27,25 +30,41 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Applier:
-    """Executes plans; returns what the API server answered so the caller's view stays current."""
+@dataclass
+class Executed:
+    """What a plan's execution did: the API server's answers, so the caller's view stays current."""
 
-    def __init__(self, api: KubeApi, field_manager: str) -> None:
+    applied: list[Manifest] = field(default_factory=list)
+    deleted: list[Delete] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)  # "Created Service m", "Repaired Deployment m"
+    errors: list[str] = field(default_factory=list)  # failures retrying cannot fix
+
+    @property
+    def error(self) -> str | None:
+        return "; ".join(self.errors) or None
+
+    def event(self) -> Transition | None:
+        """The Event worth posting: creating children is the expected path; repairs and deletions are news."""
+        notable = [change for change in self.changes if not change.startswith("Created")]
+        if not notable:
+            return None
+        reason = "RepairedDrift" if any(c.startswith("Repaired") for c in notable) else "Reconciled"
+        return Transition("Normal", reason, "; ".join(self.changes))
+
+
+class Applier:
+    """Executes plans, writes the status subresource and posts Events."""
+
+    def __init__(self, api: KubeClient, field_manager: str) -> None:
         self.api = api
         self.field_manager = field_manager
 
-    async def execute(
-        self, md: ModelDeployment, actions: list[Action]
-    ) -> tuple[list[Manifest], list[Delete], str | None]:
-        """Runs `actions` (children are independent, so concurrently), then posts one Event naming
-        what changed. Returns what was applied and deleted, and the message of a failure retrying
-        cannot fix; raises on any other failure.
+    async def execute(self, md: ModelDeployment, actions: list[Action]) -> Executed:
+        """Runs `actions` (children are independent, so concurrently). A failure retrying cannot fix
+        is reported in the result; any other failure is raised.
         """
         outcomes = await asyncio.gather(*(self._run(action) for action in actions), return_exceptions=True)
-        applied: list[Manifest] = []
-        deleted: list[Delete] = []
-        done: list[str] = []
-        errors: list[str] = []
+        result = Executed()
         for action, outcome in zip(actions, outcomes, strict=True):
             kind, name = action.key if isinstance(action, Apply) else (action.kind, action.name)
             if isinstance(outcome, BaseException):
@@ -59,13 +78,13 @@ class Applier:
                     outcome.status,
                     outcome.message,
                 )
-                errors.append(f"{kind} {name}: {outcome.message}")
+                result.errors.append(f"{kind} {name}: {outcome.message}")
                 continue
             verb = "Deleted" if isinstance(action, Delete) else _VERBS[action.why]
             if isinstance(action, Delete):
-                deleted.append(action)
+                result.deleted.append(action)
             else:
-                applied.append(outcome)
+                result.applied.append(outcome)
             log.info(
                 "%s %s name=%s namespace=%s owner=%s",
                 verb,
@@ -74,13 +93,8 @@ class Applier:
                 md.metadata.namespace,
                 md.metadata.name,
             )
-            done.append(f"{verb} {kind} {name}")
-        # Creating children is the expected path; only repairs and deletions are worth an Event.
-        notable = [d for d in done if not d.startswith("Created")]
-        if notable:
-            reason = "RepairedDrift" if any(d.startswith("Repaired") for d in notable) else "Reconciled"
-            await self.event(md, Transition("Normal", reason, "; ".join(done)))
-        return applied, deleted, "; ".join(errors) or None
+            result.changes.append(f"{verb} {kind} {name}")
+        return result
 
     async def _run(self, action: Action) -> Manifest:
         if isinstance(action, Apply):
@@ -88,27 +102,28 @@ class Applier:
         await self.api.delete(action.api_version, action.kind, action.namespace, action.name)
         return {}
 
-    async def write_status(self, md: ModelDeployment, status: Manifest) -> Manifest:
-        result = await self.api.patch_status(md.metadata.namespace, md.metadata.name, status)
-        log.debug("Updated status name=%s namespace=%s", md.metadata.name, md.metadata.namespace)
+    async def write_status(self, namespace: str, name: str, status: ModelDeploymentStatus) -> Manifest:
+        body = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        result = await self.api.patch_status(namespace, name, body)
+        log.debug("Updated status name=%s namespace=%s", name, namespace)
         return result
 
-    async def event(self, md: ModelDeployment, transition: Transition) -> None:
+    async def event(self, meta: ObjectMeta, transition: Transition) -> None:
         """Posts a Kubernetes Event on the ModelDeployment; a failure is logged, never raised."""
         stamp = now_rfc3339()
         event = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{md.metadata.name}.{uuid.uuid4().hex[:16]}",
-                "namespace": md.metadata.namespace,
+                "name": f"{meta.name}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta.namespace,
             },
             "involvedObject": {
                 "apiVersion": labels.API_VERSION,
                 "kind": labels.KIND,
-                "name": md.metadata.name,
-                "namespace": md.metadata.namespace,
-                "uid": md.metadata.uid,
+                "name": meta.name,
+                "namespace": meta.namespace,
+                "uid": meta.uid,
             },
             "type": transition.type,
             "reason": transition.reason,
@@ -126,6 +141,6 @@ class Applier:
             log.warning(
                 "Failed to post Event reason=%s name=%s error=%r",
                 transition.reason,
-                md.metadata.name,
+                meta.name,
                 error.message,
             )

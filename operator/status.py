@@ -2,7 +2,8 @@
 
 Ready: every desired replica ready on the current spec. Available: at least one replica serves.
 Progressing: a rollout or start-up is under way. Degraded: something blocks it (the reason names
-what: InsufficientGPUMemory, InsufficientGPU, Unschedulable, CrashLooping, ApplyFailed).
+what: InsufficientGPUMemory, InsufficientGPU, Unschedulable, CrashLooping, ApplyFailed, InvalidSpec).
+The status is built as the API's own models (`crds.status`), never as loose dicts.
 """
 
 from __future__ import annotations
@@ -10,9 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from modelplex.crds import labels
 from modelplex.crds.resource import ModelDeployment
-from modelplex.crds.status import AVAILABLE, DEGRADED, PROGRESSING, READY, Reason
+from modelplex.crds.status import (
+    AVAILABLE,
+    DEGRADED,
+    PROGRESSING,
+    READY,
+    Condition,
+    ConditionStatus,
+    ModelDeploymentStatus,
+    Reason,
+)
 from modelplex.operator.fit import FitVerdict
 
 Manifest = dict[str, Any]
@@ -60,6 +72,9 @@ class Transition:
     message: str
 
 
+Value = tuple[bool, str, str]  # a condition's status, reason and message
+
+
 def counts(workload: Manifest | None) -> Counts:
     if workload is None:
         return Counts(0, 0, 0, False)
@@ -91,9 +106,7 @@ def problem(md: ModelDeployment, verdict: FitVerdict, observed: Observed) -> Pro
     return None
 
 
-def _ready(
-    md: ModelDeployment, verdict: FitVerdict, seen: Counts, issue: Problem | None
-) -> tuple[bool, str, str]:
+def _ready(md: ModelDeployment, verdict: FitVerdict, seen: Counts, issue: Problem | None) -> Value:
     want = md.spec.replicas
     progress = f"{seen.ready}/{want} replicas ready"
     note = "" if verdict.fits is False else f"; {verdict.message}"
@@ -108,7 +121,7 @@ def _ready(
     return False, Reason.STARTING, progress + note
 
 
-def _available(md: ModelDeployment, seen: Counts, issue: Problem | None) -> tuple[bool, str, str]:
+def _available(md: ModelDeployment, seen: Counts, issue: Problem | None) -> Value:
     if seen.ready > 0:
         return True, Reason.REPLICAS_AVAILABLE, f"{seen.ready}/{md.spec.replicas} replicas ready"
     if md.spec.replicas == 0:
@@ -118,9 +131,7 @@ def _available(md: ModelDeployment, seen: Counts, issue: Problem | None) -> tupl
     return False, Reason.NO_REPLICA_READY, "no replica is ready yet"
 
 
-def _progressing(
-    md: ModelDeployment, observed: Observed, seen: Counts, issue: Problem | None
-) -> tuple[bool, str, str]:
+def _progressing(md: ModelDeployment, observed: Observed, seen: Counts, issue: Problem | None) -> Value:
     want = md.spec.replicas
     if issue:
         return False, issue.reason, issue.message
@@ -131,38 +142,46 @@ def _progressing(
     return True, Reason.ROLLING_OUT, f"{seen.updated}/{want} replicas updated, {seen.ready} ready"
 
 
+@dataclass(frozen=True)
+class StatusInput:
+    """Everything the status is computed from."""
+
+    md: ModelDeployment
+    verdict: FitVerdict
+    observed: Observed
+    endpoint: str
+    nodes_per_replica: int
+    previous: ModelDeploymentStatus  # the status as it stands: its transition times are kept
+    now: str  # RFC 3339
+
+
 def _condition(
-    kind: str, value: tuple[bool, str, str], generation: int, previous: dict[str, Manifest], now: str
-) -> Manifest:
-    status = "True" if value[0] else "False"
-    before = previous.get(kind)
-    changed = before is None or before.get("status") != status
-    return {
-        "type": kind,
-        "status": status,
-        "reason": value[1],
-        "message": value[2][:4096],
-        "observedGeneration": generation,
-        "lastTransitionTime": now if changed or before is None else before["lastTransitionTime"],
-    }
+    kind: str, value: Value, generation: int, previous: ModelDeploymentStatus, now: str
+) -> Condition:
+    status: ConditionStatus = "True" if value[0] else "False"
+    before = condition(previous, kind)
+    changed = before is None or before.status != status
+    return Condition(
+        type=kind,
+        status=status,
+        reason=value[1],
+        message=value[2][:4096],
+        observed_generation=generation,
+        last_transition_time=now if changed or before is None else before.last_transition_time,
+    )
 
 
-def compute_status(
-    md: ModelDeployment,
-    verdict: FitVerdict,
-    observed: Observed,
-    gpus_per_replica: int,
-    nodes: int,
-    endpoint: str,
-    previous: Manifest,
-    now: str,
-) -> Manifest:
-    """The whole status; `previous` is the current status (its transition times are kept)."""
-    seen, issue = counts(observed.workload), problem(md, verdict, observed)
+def condition(status: ModelDeploymentStatus, kind: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == kind), None)
+
+
+def compute_status(given: StatusInput) -> ModelDeploymentStatus:
+    """The whole status of a ModelDeployment whose spec is valid."""
+    md, observed = given.md, given.observed
+    seen, issue = counts(observed.workload), problem(md, given.verdict, observed)
     generation = md.metadata.generation
-    before = {c["type"]: c for c in previous.get("conditions", [])}
     values = {
-        READY: _ready(md, verdict, seen, issue),
+        READY: _ready(md, given.verdict, seen, issue),
         AVAILABLE: _available(md, seen, issue),
         PROGRESSING: _progressing(md, observed, seen, issue),
         DEGRADED: (
@@ -171,32 +190,57 @@ def compute_status(
             issue.message if issue else "",
         ),
     }
-    return {
-        "observedGeneration": generation,
-        "conditions": [_condition(kind, value, generation, before, now) for kind, value in values.items()],
-        "replicas": seen.replicas,
-        "readyReplicas": seen.ready,
-        "updatedReplicas": seen.updated,
-        "selector": labels.selector_string(labels.serving_selector(md.metadata.name)),
-        "servedName": md.served_name,
-        "endpoint": endpoint,
-        "gpusPerReplica": gpus_per_replica,
-        "nodesPerReplica": nodes,
+    return ModelDeploymentStatus(
+        observed_generation=generation,
+        conditions=[_condition(k, v, generation, given.previous, given.now) for k, v in values.items()],
+        replicas=seen.replicas,
+        ready_replicas=seen.ready,
+        updated_replicas=seen.updated,
+        selector=labels.selector_string(labels.serving_selector(md.metadata.name)),
+        served_name=md.served_name,
+        endpoint=given.endpoint,
+        gpus_per_replica=md.spec.parallelism.gpus,
+        nodes_per_replica=given.nodes_per_replica,
+    )
+
+
+def invalid_status(
+    problems: list[str], generation: int, workload: Manifest | None, previous: ModelDeploymentStatus, now: str
+) -> ModelDeploymentStatus:
+    """The status of a ModelDeployment the operator cannot read: what is wrong, and nothing changed.
+
+    Its children are left as they are (the last valid spec keeps serving), so Available still says
+    whether replicas serve; the rest of the previous status stands.
+    """
+    message = "invalid spec, nothing was changed: " + "; ".join(problems)
+    seen = counts(workload)
+    invalid: Value = (False, Reason.INVALID_SPEC, message)
+    values = {
+        READY: invalid,
+        AVAILABLE: (True, Reason.REPLICAS_AVAILABLE, f"{seen.ready} replicas ready")
+        if seen.ready
+        else invalid,
+        PROGRESSING: invalid,
+        DEGRADED: (True, Reason.INVALID_SPEC, message),
     }
+    conditions = [_condition(k, v, generation, previous, now) for k, v in values.items()]
+    return previous.model_copy(update={"observed_generation": generation, "conditions": conditions})
 
 
-def transitions(previous: Manifest, current: Manifest) -> list[Transition]:
+def transitions(previous: ModelDeploymentStatus, current: ModelDeploymentStatus) -> list[Transition]:
     """Events for changes of the Ready condition's status or reason."""
-
-    def ready(status: Manifest) -> Manifest | None:
-        return next((c for c in status.get("conditions", []) if c["type"] == READY), None)
-
-    before, after = ready(previous), ready(current)
-    if after is None or (
-        before and (before["status"], before["reason"]) == (after["status"], after["reason"])
-    ):
+    before, after = condition(previous, READY), condition(current, READY)
+    if after is None or (before and (before.status, before.reason) == (after.status, after.reason)):
         return []
-    if before is None and after["reason"] in (Reason.STARTING, Reason.CREATING):
+    if before is None and after.reason in (Reason.STARTING, Reason.CREATING):
         return []  # the first status of a new ModelDeployment is not news
-    good = after["status"] == "True" or after["reason"] in (Reason.STARTING, Reason.SCALED_TO_ZERO)
-    return [Transition("Normal" if good else "Warning", after["reason"], after["message"])]
+    good = after.status == "True" or after.reason in (Reason.STARTING, Reason.SCALED_TO_ZERO)
+    return [Transition("Normal" if good else "Warning", after.reason, after.message)]
+
+
+def read_status(body: Manifest | None) -> ModelDeploymentStatus:
+    """The status in an object as the API server returned it; one this operator cannot read counts as none."""
+    try:
+        return ModelDeploymentStatus.model_validate((body or {}).get("status") or {})
+    except ValidationError:
+        return ModelDeploymentStatus()

@@ -7,12 +7,20 @@ import copy
 from typing import Any
 
 from modelplex.crds.resource import ModelDeployment
-from modelplex.operator.controller import WorkQueue
+from modelplex.crds.status import ModelDeploymentStatus
 from modelplex.operator.desired import desired
 from modelplex.operator.fit import FitVerdict, check_fit
 from modelplex.operator.plan import Apply, Delete, covers, plan
+from modelplex.operator.queue import WorkQueue
 from modelplex.operator.settings import OperatorSettings
-from modelplex.operator.status import Observed, PodState, compute_status, transitions
+from modelplex.operator.status import (
+    Observed,
+    PodState,
+    StatusInput,
+    compute_status,
+    invalid_status,
+    transitions,
+)
 
 SETTINGS = OperatorSettings(kubeconfig=None)
 UNKNOWN = FitVerdict(None, "GPU memory check skipped: model.parameterCount is not declared")
@@ -124,15 +132,24 @@ def _workload(replicas: int, ready: int, updated: int | None = None) -> dict[str
 def _status(
     md: ModelDeployment,
     observed: Observed,
-    previous: dict[str, Any] | None = None,
+    previous: ModelDeploymentStatus | None = None,
     verdict: FitVerdict = UNKNOWN,
     now: str = "T1",
-) -> dict[str, Any]:
-    return compute_status(md, verdict, observed, 1, 1, "http://m.ns.svc:8000/v1", previous or {}, now)
+) -> ModelDeploymentStatus:
+    given = StatusInput(
+        md=md,
+        verdict=verdict,
+        observed=observed,
+        endpoint="http://m.ns.svc:8000/v1",
+        nodes_per_replica=1,
+        previous=previous or ModelDeploymentStatus(),
+        now=now,
+    )
+    return compute_status(given)
 
 
-def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+def _conditions(status: ModelDeploymentStatus) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in status.conditions}
 
 
 def test_status_when_all_replicas_are_ready() -> None:
@@ -143,9 +160,15 @@ def test_status_when_all_replicas_are_ready() -> None:
         "Progressing": ("False", "RolloutComplete"),
         "Degraded": ("False", "AsExpected"),
     }
-    assert "GPU memory check skipped" in status["conditions"][0]["message"]
-    assert status["selector"] == "modelplex.dev/deployment=m,modelplex.dev/serving=true"
-    assert (status["replicas"], status["readyReplicas"], status["observedGeneration"]) == (2, 2, 1)
+    assert "GPU memory check skipped" in status.conditions[0].message
+    assert status.selector == "modelplex.dev/deployment=m,modelplex.dev/serving=true"
+    assert (status.replicas, status.ready_replicas, status.observed_generation) == (2, 2, 1)
+    wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert (wire["readyReplicas"], wire["gpusPerReplica"], wire["conditions"][0]["lastTransitionTime"]) == (
+        2,
+        1,
+        "T1",
+    )
 
 
 def test_status_names_insufficient_gpus_and_gpu_memory() -> None:
@@ -156,7 +179,7 @@ def test_status_names_insufficient_gpus_and_gpu_memory() -> None:
     assert _conditions(status)["Degraded"] == ("True", "InsufficientGPU")
     big = _status(_md(), Observed(None, ()), verdict=FitVerdict(False, "needs 700 GiB"))
     assert _conditions(big)["Ready"] == ("False", "InsufficientGPUMemory")
-    assert big["conditions"][0]["message"] == "needs 700 GiB"
+    assert big.conditions[0].message == "needs 700 GiB"
 
 
 def test_transition_time_changes_only_when_status_flips() -> None:
@@ -164,7 +187,7 @@ def test_transition_time_changes_only_when_status_flips() -> None:
     starting = _status(md, Observed(_workload(2, 0), ()), now="T1")
     still = _status(md, Observed(_workload(2, 1), ()), previous=starting, now="T2")
     ready = _status(md, Observed(_workload(2, 2), ()), previous=still, now="T3")
-    times = [{c["type"]: c["lastTransitionTime"] for c in s["conditions"]} for s in (starting, still, ready)]
+    times = [{c.type: c.last_transition_time for c in s.conditions} for s in (starting, still, ready)]
     assert times[1]["Ready"] == "T1"  # message changed (1/2 ready), status did not
     assert times[1]["Available"] == "T2"  # flipped to True
     assert times[2]["Ready"] == "T3"
@@ -194,3 +217,21 @@ def test_work_queue_runs_a_key_once_and_again_if_added_while_running() -> None:
         return got
 
     assert asyncio.run(scenario()) == [("ns", "m"), ("ns", "m")]
+
+
+def test_invalid_spec_keeps_the_status_and_says_which_field_is_wrong() -> None:
+    serving = _status(_md(replicas=2), Observed(_workload(2, 2), ()), now="T1")
+    refused = invalid_status(
+        ["spec.replicas: Input should be a valid integer"], 2, _workload(2, 2), serving, "T2"
+    )
+    assert _conditions(refused) == {
+        "Ready": ("False", "InvalidSpec"),
+        "Available": ("True", "ReplicasAvailable"),  # the last valid spec still serves
+        "Progressing": ("False", "InvalidSpec"),
+        "Degraded": ("True", "InvalidSpec"),
+    }
+    assert "spec.replicas" in refused.conditions[0].message
+    assert (refused.observed_generation, refused.ready_replicas, refused.endpoint) == (2, 2, serving.endpoint)
+    (event,) = transitions(serving, refused)
+    assert (event.type, event.reason) == ("Warning", "InvalidSpec")
+    assert "spec.replicas" in event.message
