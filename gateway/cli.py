@@ -9,12 +9,11 @@ from typing import Any
 import click
 import uvicorn
 
-from modelplex.billing.settings import BillingSettings
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.base import Catalog, DiscoverySource, Publish
 from modelplex.gateway.discovery.kube import KubernetesSource
 from modelplex.gateway.discovery.static import StaticConfig, StaticFileSource, load_static_config
-from modelplex.gateway.ledger_binding import LedgerBinding
+from modelplex.gateway.ledger_binding import LedgerBinding, configured_ledger
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.static_tenants import StaticKeyAuthority
 from modelplex.kube.credentials import CredentialsError, load_credentials
@@ -42,19 +41,18 @@ def build_discovery(settings: GatewaySettings, config: StaticConfig) -> Discover
     return KubernetesSource(credentials, settings.namespace, settings.discovery_debounce_seconds)
 
 
-def build_app(settings: GatewaySettings, billing: BillingSettings | None = None) -> Gateway:
-    """The gateway of `gateway run`: on the ledger when `billing` names a database, else ledger-less
+def build_app(settings: GatewaySettings, ledger: LedgerBinding | None = None) -> Gateway:
+    """The gateway of `gateway run`: on the ledger when one is given, else ledger-less
     (keys from the static file's `tenants:`, usage kept in the journal)."""
     config = load_static_config(settings.config) if settings.config else StaticConfig()
     discovery = build_discovery(settings, config)
-    if billing is None or billing.database_url is None:
+    if ledger is None:
         return Gateway(settings, StaticKeyAuthority(config.tenants), None, discovery)
     if config.tenants:
         raise click.UsageError(
             "The config file's 'tenants:' are for a gateway without the ledger; with "
             "MODELPLEX_DATABASE_URL set, tenants and keys live in the ledger (modelplex tenants|keys)."
         )
-    ledger = LedgerBinding(billing)
     return Gateway(settings, ledger, ledger, discovery, admin=ledger, services=(ledger,))
 
 
@@ -103,7 +101,7 @@ def run(**options: Any) -> None:
     overrides = {k: v for k, v in options.items() if v is not None}
     settings = GatewaySettings(**overrides)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    app = build_app(settings, BillingSettings())
+    app = build_app(settings, configured_ledger())
     server = uvicorn.Server(
         uvicorn.Config(
             app,

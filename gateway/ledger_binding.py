@@ -67,3 +67,9 @@ class LedgerBinding:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._ledger.admin(scope, receive, send)
+
+
+def configured_ledger() -> LedgerBinding | None:
+    """The ledger MODELPLEX_DATABASE_URL names (with the other MODELPLEX_BILLING_ settings), or None."""
+    settings = BillingSettings()
+    return LedgerBinding(settings) if settings.database_url is not None else None
