@@ -1,34 +1,64 @@
-"""The `modelplex` command line: one root group, each component contributes its subcommands.
+"""The `modelplex` command line: one root group, each room contributes its subcommands.
 
 Subcommands are imported when they are used, so a process such as `modelplex operator run` carries
 only its own dependencies: importing every component (the ledger's SQLAlchemy, the gateway's ASGI
-stack) would double the operator's memory before it has watched a single object.
+stack) would double the operator's memory before it has watched a single object. `modelplex --help`
+imports none of them either: the one-line help of each subcommand is kept here (a test checks it
+against the command's own).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
 from modelplex import __version__
 
-# Subcommand name -> "module:attribute" of its click command.
+
+class Subcommand(NamedTuple):
+    target: str  # "module:attribute" of the click command
+    summary: str  # its one-line help, shown by `modelplex --help`
+
+
 SUBCOMMANDS = {
-    "up": "modelplex.local.cli:up",
-    "scale": "modelplex.local.cli:scale",
-    "dev-cluster": "modelplex.devcluster.cli:dev_cluster",
-    "gateway": "modelplex.gateway.cli:gateway",
-    "models": "modelplex.engine.models.cli:models",
-    "operator": "modelplex.operator.cli:operator_group",
-    "tenants": "modelplex.billing.cli:tenants_group",
-    "keys": "modelplex.billing.cli:keys_group",
-    "plans": "modelplex.billing.cli_money:plans_group",
-    "prices": "modelplex.billing.cli_money:prices_group",
-    "usage": "modelplex.billing.cli_money:usage_command",
-    "invoice": "modelplex.billing.cli_money:invoice_command",
-    "ledger": "modelplex.billing.cli_money:ledger_group",
+    "up": Subcommand(
+        "modelplex.local.cli:up", "Serve models on this machine: ledger, gateway and vLLM workers."
+    ),
+    "scale": Subcommand(
+        "modelplex.local.cli:scale", "Change the replicas of a model (local stack, or a cluster)."
+    ),
+    "dev-cluster": Subcommand(
+        "modelplex.devcluster.cli:dev_cluster",
+        "A real Kubernetes control plane with fake GPU nodes, on 127.0.0.1.",
+    ),
+    "gateway": Subcommand("modelplex.gateway.cli:gateway", "The metered, OpenAI-compatible gateway."),
+    "models": Subcommand(
+        "modelplex.engine.models.cli:models",
+        "Models served from local folders, prepared once from PyPI packages.",
+    ),
+    "operator": Subcommand(
+        "modelplex.operator.cli:operator_group",
+        "The Kubernetes operator that turns ModelDeployments into vLLM replicas.",
+    ),
+    "tenants": Subcommand("modelplex.billing.cli:tenants_group", "Create, list and suspend tenants."),
+    "keys": Subcommand("modelplex.billing.cli:keys_group", "Create, list and revoke API keys."),
+    "plans": Subcommand(
+        "modelplex.billing.cli_money:plans_group",
+        "Set and list plans (rate limits, budgets, allowed models).",
+    ),
+    "prices": Subcommand(
+        "modelplex.billing.cli_money:prices_group",
+        "Set and list model prices (per 1M tokens; history is kept).",
+    ),
+    "usage": Subcommand(
+        "modelplex.billing.cli_money:usage_command", "Usage per tenant and model, from the hourly rollups."
+    ),
+    "invoice": Subcommand(
+        "modelplex.billing.cli_money:invoice_command", "A tenant's invoice for a calendar month (UTC)."
+    ),
+    "ledger": Subcommand("modelplex.billing.cli_money:ledger_group", "The ledger database itself."),
 }
 
 
@@ -39,12 +69,17 @@ class LazyGroup(click.Group):
         return sorted(SUBCOMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(cmd_name)
-        if target is None:
+        found = SUBCOMMANDS.get(cmd_name)
+        if found is None:
             return None
-        module, attribute = target.split(":")
+        module, attribute = found.target.split(":")
         command: Any = getattr(importlib.import_module(module), attribute)
         return command if isinstance(command, click.Command) else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name].summary) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

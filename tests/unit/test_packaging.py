@@ -93,9 +93,23 @@ def test_cli_lists_subcommands_each_with_help() -> None:
         result = runner.invoke(main, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert command.help.split("\n")[0] in result.output
+        assert SUBCOMMANDS[name].summary == command.get_short_help_str(limit=300), name
+        assert SUBCOMMANDS[name].summary in " ".join(top.output.split())
     unknown = runner.invoke(main, ["no-such-command"])
     assert unknown.exit_code == 2
     assert "No such command 'no-such-command'" in unknown.output
+
+
+def test_the_top_level_help_imports_no_room() -> None:
+    probe = (
+        "import sys; from modelplex.cli import main; "
+        "main(['--help'], standalone_mode=False); "
+        "rooms = ('operator', 'gateway', 'billing', 'local', 'engine', 'devcluster', 'kube'); "
+        "loaded = sorted(m for m in sys.modules if m.split('.')[:2] in [['modelplex', r] for r in rooms]); "
+        "assert not loaded, loaded"
+    )
+    result = _run([sys.executable, "-c", probe], ROOT)
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_subcommand_imports_only_its_own_component() -> None:
