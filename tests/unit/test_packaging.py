@@ -100,6 +100,15 @@ def test_cli_lists_subcommands_each_with_help() -> None:
     assert "No such command 'no-such-command'" in unknown.output
 
 
+@pytest.mark.parametrize("where", ["root", "elsewhere"])
+def test_python_dash_m_modelplex_is_the_modelplex_command(where: str, tmp_path: Path) -> None:
+    result = _run(
+        [sys.executable, "-m", "modelplex", "scale", "--help"], ROOT if where == "root" else tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: modelplex scale")
+
+
 def test_the_top_level_help_imports_no_room() -> None:
     probe = (
         "import sys; from modelplex.cli import main; "
