@@ -22,11 +22,12 @@ import yaml
 
 from modelplex import processes
 from modelplex.devcluster.binaries import Binaries
+from modelplex.devcluster.blocking import BlockingClient
 from modelplex.devcluster.config import DevClusterSettings
 from modelplex.devcluster.kubeconfig import Credentials, write_kubeconfig
 from modelplex.devcluster.nodes import gpu_nodes, node_names
 from modelplex.devcluster.pki import CertificateAuthority, client_tls, write_service_account_keys
-from modelplex.devcluster.rest import ClusterClient
+from modelplex.kube.resources import collection_path, resource_path
 from modelplex.processes import Component, free_port, wait_until
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class _Starter:
             )
         return url
 
-    def apiserver(self, etcd_url: str) -> Credentials:
+    def apiserver(self, etcd_url: str) -> tuple[str, Path]:
+        """Starts kube-apiserver; its URL and the admin kubeconfig once it is ready."""
         port = free_port()
         server = f"https://127.0.0.1:{port}"
         serving = self.pki.issue("apiserver", "kube-apiserver", server=True)
@@ -174,12 +176,10 @@ class _Starter:
             ],
         )
         admin = self._credentials(server, "admin", ADMIN_USER, ("system:masters",))
-        client = ClusterClient(admin, timeout=3)
-        try:
+        kubeconfig = write_kubeconfig(self.dir / "admin.kubeconfig", admin, ADMIN_USER)
+        with BlockingClient(kubeconfig, timeout_seconds=3) as client:
             wait_until("kube-apiserver /readyz", lambda: client.ok("/readyz"), self.timeout, [apiserver])
-        finally:
-            client.close()
-        return admin
+        return server, kubeconfig
 
     def kubeconfig_for(self, server: str, stem: str, user: str) -> Path:
         return write_kubeconfig(self.dir / f"{stem}.kubeconfig", self._credentials(server, stem, user), user)
@@ -245,15 +245,15 @@ class _Starter:
             args.append(f"--config={stage}")
         self._start("kwok", args)
 
-    def gpu_nodes(self, client: ClusterClient) -> None:
+    def gpu_nodes(self, client: BlockingClient) -> None:
         for node in gpu_nodes(self.settings.nodes):
             client.apply(node)
 
-    def wait_nodes_ready(self, client: ClusterClient) -> None:
+    def wait_nodes_ready(self, client: BlockingClient) -> None:
         names = set(node_names(self.settings.nodes))
 
         def ready() -> bool:
-            items = client.get("/api/v1/nodes")["items"]
+            items = client.get(collection_path("v1", "Node"))["items"]
             ready_names = {
                 n["metadata"]["name"]
                 for n in items
@@ -265,15 +265,15 @@ class _Starter:
 
         wait_until(f"{len(names)} GPU nodes Ready", ready, self.timeout, self.components)
 
-    def wait_default_service_account(self, client: ClusterClient) -> None:
+    def wait_default_service_account(self, client: BlockingClient) -> None:
         wait_until(
             "the default ServiceAccount (kube-controller-manager)",
-            lambda: client.ok("/api/v1/namespaces/default/serviceaccounts/default"),
+            lambda: client.ok(resource_path("v1", "ServiceAccount", "default", "default")),
             self.timeout,
             self.components,
         )
 
-    def lws(self, client: ClusterClient, admin_kubeconfig: Path) -> None:
+    def lws(self, client: BlockingClient, admin_kubeconfig: Path) -> None:
         for crd_file in self.bin.lws_crds:
             client.apply(yaml.safe_load(crd_file.read_text()))
         client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LWS_NAMESPACE}})
@@ -300,7 +300,7 @@ class _Starter:
             client.apply(webhook_config)
         wait_until(
             "the LeaderWorkerSet CRD to be served",
-            lambda: client.ok("/apis/leaderworkerset.x-k8s.io/v1/leaderworkersets"),
+            lambda: client.ok(collection_path("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")),
             self.timeout,
             [lws],
         )
@@ -405,25 +405,21 @@ def start_cluster(
     workdir = workdir or Path(tempfile.mkdtemp(prefix="modelplex-dev-cluster-"))
     starter = _Starter(binaries, settings, workdir, tied_to_parent)
     try:
-        admin = starter.apiserver(starter.etcd())
-        kubeconfig = write_kubeconfig(workdir / "admin.kubeconfig", admin, ADMIN_USER)
-        starter.controller_manager(admin.server)
-        starter.scheduler(admin.server)
+        server, kubeconfig = starter.apiserver(starter.etcd())
+        starter.controller_manager(server)
+        starter.scheduler(server)
         starter.kwok(kubeconfig)
-        client = ClusterClient(admin)
-        try:
+        with BlockingClient(kubeconfig) as client:
             starter.gpu_nodes(client)
             if settings.with_lws:
                 starter.lws(client, kubeconfig)
             starter.wait_nodes_ready(client)
             starter.wait_default_service_account(client)
-        finally:
-            client.close()
     except BaseException:
         processes.stop(starter.components)
         raise
-    cluster = DevCluster(workdir, kubeconfig, admin.server, starter.components, time.monotonic() - began)
-    log.info("Started dev cluster server=%s seconds=%.1f", admin.server, cluster.started_in_seconds)
+    cluster = DevCluster(workdir, kubeconfig, server, starter.components, time.monotonic() - began)
+    log.info("Started dev cluster server=%s seconds=%.1f", server, cluster.started_in_seconds)
     return cluster
 
 

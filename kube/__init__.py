@@ -1,1 +1,3 @@
-"""What the operator and the gateway share to reach the Kubernetes API: who they are and where it is."""
+"""What the operator, the gateway, `modelplex scale` and the dev cluster share to reach the Kubernetes
+API: credentials (`credentials`), the one transport (`client`, `watch`), its error (`errors`) and the
+table of resource paths (`resources`)."""

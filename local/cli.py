@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from modelplex.crds.labels import GROUP, PLURAL, VERSION
+from modelplex.crds.labels import API_VERSION, KIND
 from modelplex.engine.install import EngineMissing, EngineSettings
 from modelplex.local.manifests import ManifestError
 from modelplex.local.settings import DEFAULT_DEPLOYMENT, LocalSettings
@@ -87,20 +87,26 @@ def scale(name: str, replicas: int, namespace: str | None, kubeconfig: Path | No
 
 
 def _scale_in_cluster(name: str, replicas: int, namespace: str, kubeconfig: Path | None) -> None:
-    from kubernetes import client, config  # imported here: the local path needs no cluster client
+    # Imported here: the local path and `--help` need no cluster client.
+    import asyncio
 
-    api = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None)  # type: ignore[no-untyped-call]
-    with api:
-        objects = client.CustomObjectsApi(api)
-        try:
-            objects.patch_namespaced_custom_object_scale(
-                GROUP, VERSION, namespace, PLURAL, name, {"spec": {"replicas": replicas}}
-            )
-        except client.ApiException as error:
-            reason = json.loads(error.body).get("message", error.reason) if error.body else error.reason
-            raise click.ClickException(
-                f"scaling md/{name} in namespace {namespace} failed: {reason}"
-            ) from None
+    import aiohttp
+
+    from modelplex.kube.client import KubeClient
+    from modelplex.kube.credentials import CredentialsError, load_credentials
+    from modelplex.kube.errors import ApiError
+
+    async def patch() -> None:
+        async with KubeClient(load_credentials(kubeconfig)) as kube:
+            await kube.patch_scale(API_VERSION, KIND, namespace, name, replicas)
+
+    try:
+        asyncio.run(patch())
+    except ApiError as error:
+        reason = error.message or error.reason
+        raise click.ClickException(f"scaling md/{name} in namespace {namespace} failed: {reason}") from None
+    except (CredentialsError, aiohttp.ClientError, OSError) as error:
+        raise click.ClickException(f"scaling md/{name} in namespace {namespace} failed: {error}") from None
     click.echo(f"Scaled md/{name} in namespace {namespace} to {replicas} replica(s).")
 
 

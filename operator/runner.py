@@ -8,11 +8,11 @@ import threading
 
 import kopf
 
+from modelplex.kube.client import KubeClient
 from modelplex.kube.credentials import KubeCredentials
 from modelplex.operator.apply import Applier
 from modelplex.operator.controller import Controller
 from modelplex.operator.handlers import build_registry
-from modelplex.operator.kube import KubeApi
 from modelplex.operator.settings import OperatorSettings
 from modelplex.operator.store import Store
 
@@ -39,7 +39,7 @@ async def run_operator(
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Until `stop_flag` is set or the process is signalled."""
-    api = KubeApi(credentials, settings.request_timeout_seconds)
+    api = KubeClient(credentials, settings.request_timeout_seconds)
     controller = Controller(settings, Store(), Applier(api, settings.field_manager))
     registry = build_registry(controller, credentials)
     reconciling = asyncio.create_task(controller.run(), name="reconcile")

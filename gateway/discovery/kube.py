@@ -17,14 +17,12 @@ import logging
 from modelplex.crds import labels
 from modelplex.gateway.discovery.base import Catalog, Publish
 from modelplex.gateway.discovery.kube_catalog import SLICE_SELECTOR, build_catalog
-from modelplex.gateway.discovery.kube_watch import KubeClient, WatchedCollection
+from modelplex.kube.client import KubeClient
 from modelplex.kube.credentials import KubeCredentials
+from modelplex.kube.resources import collection_path
+from modelplex.kube.watch import WatchedCollection
 
 log = logging.getLogger(__name__)
-
-
-def collection_path(prefix: str, plural: str, namespace: str | None) -> str:
-    return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
 
 
 class KubernetesSource:
@@ -38,16 +36,16 @@ class KubernetesSource:
         self._debounce = debounce_seconds
 
     async def run(self, publish: Publish) -> None:
-        client = KubeClient(self._credentials)
+        client = KubeClient(self._credentials, connections=8)
         changed = asyncio.Event()
         deployments = WatchedCollection(
             client,
-            collection_path(f"/apis/{labels.API_VERSION}", labels.PLURAL, self._namespace),
+            collection_path(labels.API_VERSION, labels.KIND, self._namespace or None),
             changed.set,
         )
         slices = WatchedCollection(
             client,
-            collection_path("/apis/discovery.k8s.io/v1", "endpointslices", self._namespace),
+            collection_path("discovery.k8s.io/v1", "EndpointSlice", self._namespace or None),
             changed.set,
             label_selector=SLICE_SELECTOR,
         )

@@ -12,8 +12,9 @@ from integration.gateway.kubekit import crd, dynamic, gateway_kubeconfig, namesp
 from kubernetes import client
 
 from modelplex.devcluster.cluster import DevCluster
-from modelplex.gateway.discovery.kube_watch import ApiError, KubeClient
+from modelplex.kube.client import KubeClient
 from modelplex.kube.credentials import KubeCredentials, in_cluster_credentials, kubeconfig_credentials
+from modelplex.kube.errors import ApiError
 from mpxtest.tokens import ExecPlugin, ServiceAccountTokens, cluster_ca
 
 __all__ = ["crd", "dynamic", "gateway_kubeconfig", "namespace"]
@@ -71,12 +72,16 @@ def test_exec_plugin_runs_again_after_a_401(
 
     async def steps(kube: KubeClient) -> None:
         await kube.get(_models_path(namespace), {})
-        plugin.hand_out(tokens.issue())
+        second = tokens.issue()
+        plugin.hand_out(second)
         tokens.revoke(first)
+        # Refused with the revoked token: renewed, and sent again within the same request.
+        assert (await kube.get(_models_path(namespace), {}))["items"] == []
+        assert plugin.calls == 2
+        tokens.revoke(second)  # the plugin hands it out again: refused once more, then given up
         with pytest.raises(ApiError) as refused:  # discovery backs off and retries after this
             await kube.get(_models_path(namespace), {})
-        assert refused.value.status == 401
-        assert (await kube.get(_models_path(namespace), {}))["items"] == []
+        assert (refused.value.status, refused.value.reason) == (401, "Unauthorized")
 
     _run(kubeconfig_credentials(plugin.kubeconfig), steps)
-    assert plugin.calls == 2
+    assert plugin.calls == 3  # one renewal per refused request, never a loop

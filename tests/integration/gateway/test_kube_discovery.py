@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -34,7 +34,6 @@ from kubernetes import client, config
 from modelplex.gateway.discovery.base import EndpointSpec, ModelSpec
 from modelplex.gateway.discovery.kube import KubernetesSource
 from modelplex.gateway.discovery.kube_catalog import ROUTING_ANNOTATION, build_catalog
-from modelplex.gateway.discovery.kube_watch import ApiError, Gone, KubeClient, WatchedCollection
 from modelplex.kube.credentials import load_credentials
 from mpxtest.upstream import free_socket
 from mpxtest.wait import eventually
@@ -250,23 +249,6 @@ def test_gateway_run_refuses_models_in_the_file_with_kubernetes_discovery(tmp_pa
     )
     assert result.returncode == 2
     assert "ModelDeployments" in result.stderr
-
-
-def test_watch_events_update_the_collection_and_gone_means_list_again() -> None:
-    changes: list[int] = []
-    collection = WatchedCollection(cast(KubeClient, None), "/x", lambda: changes.append(1))
-    body = {"metadata": {"namespace": "n", "name": "a", "resourceVersion": "7", "managedFields": [{}]}}
-    assert collection._apply({"type": "ADDED", "object": body}) == "7"
-    assert collection.objects["n/a"]["metadata"] == {"namespace": "n", "name": "a", "resourceVersion": "7"}
-    bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}
-    assert collection._apply(bookmark) == "9"
-    assert collection._apply({"type": "DELETED", "object": body}) == "7"
-    assert collection.objects == {}
-    assert len(changes) == 2
-    with pytest.raises(Gone):
-        collection._apply({"type": "ERROR", "object": {"kind": "Status", "code": 410}})
-    with pytest.raises(ApiError):
-        collection._apply({"type": "ERROR", "object": {"kind": "Status", "code": 500, "message": "boom"}})
 
 
 @pytest.mark.cluster

@@ -11,7 +11,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from modelplex.gateway.discovery.kube_watch import KubeClient
+from modelplex.kube.client import KubeClient
 from modelplex.kube.credentials import (
     CredentialsError,
     KubeCredentials,
@@ -21,7 +21,6 @@ from modelplex.kube.credentials import (
 )
 from modelplex.operator.controller import Controller
 from modelplex.operator.handlers import build_registry
-from modelplex.operator.kube import KubeApi
 from modelplex.operator.settings import OperatorSettings
 from modelplex.operator.store import Store
 from mpxtest.tokens import ExecPlugin
@@ -140,13 +139,11 @@ def test_a_server_with_a_path_keeps_it_for_the_operator_and_the_gateway() -> Non
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         credentials = KubeCredentials(f"http://127.0.0.1:{server.port}/k8s/clusters/c-1/")
-        operator_api, gateway_client = KubeApi(credentials, 5), KubeClient(credentials)
         try:
-            await operator_api.patch_status("ns", "m", {})
-            await gateway_client.get("/api/v1/namespaces/ns/services", {})
+            async with KubeClient(credentials, 5) as kube:
+                await kube.patch_status("ns", "m", {})  # what the operator writes
+                await kube.get("/api/v1/namespaces/ns/services", {})  # what the gateway lists
         finally:
-            await operator_api.close()
-            await gateway_client.close()
             await server.close()
 
     asyncio.run(scenario())
