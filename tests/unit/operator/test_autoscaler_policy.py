@@ -1,0 +1,135 @@
+"""The autoscaler's pure policy, scenario by scenario: each a load over time and the replicas it gets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from modelplex.crds.spec import Scaling
+from modelplex.operator.autoscaler.policy import Decision, Fleet, History, Signals, Why, decide
+
+TICK = 2.0  # seconds between decisions
+
+
+def _scaling(**fields: object) -> Scaling:
+    return Scaling.model_validate({"maxReplicas": 10, **fields})
+
+
+def _run(
+    scaling: Scaling,
+    demand: Callable[[float], int],
+    seconds: float,
+    replicas: int = 1,
+    start_seconds: float = 0.0,
+) -> list[Decision]:
+    """Decisions every TICK against a fleet whose new replicas are ready `start_seconds` after asked for."""
+    history, decisions = History(), []
+    asked: list[float] = [-start_seconds] * replicas  # when each replica was asked for
+    now = 0.0
+    while now < seconds:
+        ready = sum(1 for t in asked if now - t >= start_seconds)
+        load = demand(now)
+        signals = Signals(running=load, arrivals=load)
+        decision = decide(scaling, Fleet(len(asked), ready), signals, history, now)
+        history = decision.history
+        if decision.replicas > len(asked):
+            asked += [now] * (decision.replicas - len(asked))
+        else:
+            asked = asked[: decision.replicas]
+        decisions.append(decision)
+        now += TICK
+    return decisions
+
+
+def _changes(decisions: list[Decision]) -> int:
+    return sum(1 for a, b in zip(decisions, decisions[1:], strict=False) if a.replicas != b.replicas)
+
+
+def test_a_burst_scales_up_at_once_in_panic() -> None:
+    decisions = _run(_scaling(), lambda t: 8 if t < 20 else 40, 24)
+    assert decisions[9].replicas == 1  # 8 requests on one replica at a target of 8: as it should be
+    burst = decisions[10]
+    assert (burst.replicas, burst.reason) == (5, Why.PANIC)  # one decision: 40 over 1 x 8
+    assert "panic" in burst.message
+
+
+def test_panic_blocks_scale_down_and_stabilisation_holds_the_peak_for_its_window() -> None:
+    decisions = _run(_scaling(), lambda t: 40 if t < 10 else 0, 400)
+    peak = max(d.replicas for d in decisions)
+    assert peak == 5
+    at = {round(i * TICK): d for i, d in enumerate(decisions)}
+    assert at[60].replicas == 5  # the panic lasts a stable window after the load was last high
+    assert at[300].replicas == 5 and at[300].reason == Why.STABILIZING
+    assert decisions[-1].replicas == 1  # then down, at most half at a time
+    downs = [b.replicas for a, b in zip(decisions, decisions[1:], strict=False) if b.replicas < a.replicas]
+    assert downs and all(down >= 1 for down in downs)
+
+
+def test_a_square_wave_does_not_flap() -> None:
+    # 30 s at 32 requests, 30 s at 4, for 30 minutes: the replicas settle and stay.
+    decisions = _run(_scaling(), lambda t: 32 if int(t // 30) % 2 == 0 else 4, 1800)
+    assert _changes(decisions[60:]) <= 2
+    assert decisions[-1].replicas >= 2  # sized for the load's peaks, not its troughs
+
+
+def test_replicas_still_starting_count_as_capacity() -> None:
+    # A model takes 90 s to load; meanwhile the queue grows from 24 to 40 requests (less than twice what
+    # the replicas asked for will serve): one scale-up, not one per tick.
+    decisions = _run(
+        _scaling(), lambda t: 0 if t < 10 else min(40, 24 + int(t - 10) // 3), 80, start_seconds=90
+    )
+    assert {d.replicas for d in decisions} == {1, 3}
+    assert _changes(decisions) == 1
+
+
+def test_min_and_max_always_hold_and_say_so() -> None:
+    huge = _run(_scaling(maxReplicas=4), lambda t: 400, 10)[-1]
+    assert (huge.replicas, huge.limited) == (4, Why.TOO_MANY)
+    none = _run(_scaling(minReplicas=2), lambda t: 0, 700, replicas=3)[-1]
+    assert (none.replicas, none.limited) == (2, Why.TOO_FEW)
+
+
+def test_idle_scales_to_zero_only_after_the_idle_time() -> None:
+    scaling = _scaling(minReplicas=0, scaleToZeroIdleSeconds=120)
+    decisions = _run(scaling, lambda t: 2 if t < 10 else 0, 200)
+    at = {round(i * TICK): d.replicas for i, d in enumerate(decisions)}
+    assert at[120] == 1  # 110 s since the last request
+    assert at[132] == 0
+    assert decisions[66].reason == Why.IDLE
+
+
+def test_the_first_request_at_zero_brings_exactly_one_replica() -> None:
+    scaling = _scaling(minReplicas=0, scaleToZeroIdleSeconds=60)
+    decisions = _run(scaling, lambda t: 0 if t < 20 else 3, 60, replicas=0, start_seconds=30)
+    counts = [d.replicas for d in decisions]
+    assert counts[:10] == [0] * 10
+    assert counts[10] == 1 and decisions[10].reason == Why.SCALE_FROM_ZERO
+    assert set(counts[10:]) == {1}  # 3 requests fit one replica: no second write while it loads
+
+
+@pytest.mark.parametrize("source", ["engine m-0 /metrics", "gateway 10.0.0.7 /metrics"])
+def test_a_signal_that_cannot_be_read_changes_nothing(source: str) -> None:
+    decision = decide(_scaling(), Fleet(3, 3), Signals(unreadable=(source,)), History(), 0.0)
+    assert (decision.replicas, decision.reason, decision.able) == (3, Why.METRICS_UNAVAILABLE, False)
+    assert source in decision.message
+
+
+def test_small_noise_within_the_tolerance_changes_nothing() -> None:
+    decisions = _run(_scaling(), lambda t: 17 if int(t) % 4 == 0 else 15, 120, replicas=2)
+    assert {d.replicas for d in decisions} == {2}
+
+
+def test_kv_cache_pressure_scales_out_when_the_queue_does_not() -> None:
+    history, decision = History(), None
+    for tick in range(10):
+        signals = Signals(running=4, kv_cache=0.95)
+        decision = decide(_scaling(), Fleet(2, 2), signals, history, tick * TICK)
+        history = decision.history
+    assert decision is not None
+    assert (decision.replicas, decision.reason) == (3, Why.KV_CACHE)  # 2 x 0.95 / 0.8 = 2.4
+
+
+def test_no_more_replicas_are_asked_for_while_some_cannot_be_scheduled() -> None:
+    decision = decide(_scaling(), Fleet(4, 2, unschedulable=2), Signals(running=80), History(), 0.0)
+    assert (decision.replicas, decision.limited) == (4, Why.INSUFFICIENT_GPU)
