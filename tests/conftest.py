@@ -1,8 +1,17 @@
 """Shared pytest set-up: fixtures live in plugin modules under tests/mpxtest/."""
 
+import pytest
+
+# Plugins import one another and their helpers (mpxtest.wait): rewrite asserts in all of them.
+pytest.register_assert_rewrite("mpxtest")
+
 pytest_plugins: list[str] = [
     "mpxtest.cluster",
+    "mpxtest.discovery",
     "mpxtest.engine",
+    "mpxtest.gatewayproc",
+    "mpxtest.ledger",
+    "mpxtest.operatorproc",
     "mpxtest.postgres",
     "mpxtest.redis",
     "mpxtest.upstream",

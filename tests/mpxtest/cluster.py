@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 
+import modelplex
 from modelplex.crds.generate import CRD_PATH
 from modelplex.devcluster.binaries import ensure_binaries
 from modelplex.devcluster.cluster import DevCluster, start_cluster
@@ -25,6 +27,9 @@ from modelplex.devcluster.config import DevClusterSettings
 from mpxtest.wait import eventually
 
 OPT_OUT = "MODELPLEX_SKIP_CLUSTER_TESTS"
+DEPLOY = Path(modelplex.__file__).parent / "deploy"
+OPERATOR_USER = "system:serviceaccount:modelplex-system:modelplex-operator"
+GATEWAY_USER = "system:serviceaccount:modelplex-system:modelplex-gateway"
 _timings: dict[str, str] = {}
 
 
@@ -74,6 +79,11 @@ def apply_manifest(dynamic: DynamicClient, manifest: dict[str, Any]) -> Any:
     )
 
 
+def apply_file(dynamic: DynamicClient, path: Path) -> None:
+    for manifest in yaml.safe_load_all(path.read_text()):
+        apply_manifest(dynamic, manifest)
+
+
 def install_crd(dynamic: DynamicClient) -> None:
     """Applies the ModelDeployment CRD and waits until it is established, discoverable and served."""
     apply_manifest(dynamic, yaml.safe_load(CRD_PATH.read_text()))
@@ -95,13 +105,77 @@ def install_crd(dynamic: DynamicClient) -> None:
     )
 
 
+def phase(pod: client.V1Pod) -> str | None:
+    return pod.status.phase if pod.status is not None else None
+
+
+def labels(obj: client.V1Pod | client.V1Node) -> dict[str, str]:
+    return (obj.metadata.labels if obj.metadata is not None else None) or {}
+
+
+def deleting(pod: client.V1Pod) -> bool:
+    return pod.metadata is not None and pod.metadata.deletion_timestamp is not None
+
+
+def gpus_held(pod: client.V1Pod) -> int:
+    """The GPUs a pod holds: its containers' limits, until it has finished."""
+    if phase(pod) in ("Succeeded", "Failed"):
+        return 0
+    containers = pod.spec.containers if pod.spec is not None else []
+    limits = [(c.resources.limits if c.resources else None) or {} for c in containers]
+    return sum(int(limit.get("nvidia.com/gpu", 0)) for limit in limits)
+
+
+def free_gpus(core: client.CoreV1Api, wanted: int, total: int = 16) -> None:
+    """Waits until `wanted` GPUs are free: other tests share the fleet and their pods may linger."""
+
+    def free() -> bool:
+        held = sum(gpus_held(pod) for pod in core.list_pod_for_all_namespaces().items)
+        return total - held >= wanted
+
+    eventually(free, timeout=90, what=f"{wanted} free GPUs in the shared dev cluster")
+
+
 @pytest.fixture(scope="session")
 def kube(dev_cluster: DevCluster) -> Iterator[client.ApiClient]:
-    api = config.new_client_from_config(config_file=str(dev_cluster.kubeconfig))
+    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(dev_cluster.kubeconfig)
+    )
     try:
         yield api
     finally:
-        api.close()
+        api.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="session")
+def dynamic(kube: client.ApiClient) -> DynamicClient:
+    return DynamicClient(kube)  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="session")
+def crd(dynamic: DynamicClient) -> None:
+    install_crd(dynamic)
+
+
+@pytest.fixture
+def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for the test, named after the test's folder (gateway-…, operator-…)."""
+    with fresh_namespace(kube, request.path.parent.name) as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(dynamic: DynamicClient, dev_cluster: DevCluster, crd: None) -> Path:
+    """The operator's identity, bound only by deploy/operator/rbac.yaml."""
+    apply_file(dynamic, DEPLOY / "operator" / "rbac.yaml")
+    return dev_cluster.user_kubeconfig(OPERATOR_USER)
+
+
+@pytest.fixture(scope="session")
+def gateway_kubeconfig(dynamic: DynamicClient, dev_cluster: DevCluster, crd: None) -> Path:
+    """The gateway's identity, bound only by deploy/gateway/rbac.yaml."""
+    apply_file(dynamic, DEPLOY / "gateway" / "rbac.yaml")
+    return dev_cluster.user_kubeconfig(GATEWAY_USER)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -73,11 +73,14 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str) -> None:
-        kwargs: dict[str, object] = {}
-        if self._user is not None:
-            kwargs = {"user": self._user.pw_uid, "group": self._user.pw_gid}
+        user, group = (self._user.pw_uid, self._user.pw_gid) if self._user is not None else (None, None)
         done = subprocess.run(
-            [str(binaries() / args[0]), *args[1:]], capture_output=True, text=True, timeout=60, **kwargs
+            [str(binaries() / args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            user=user,
+            group=group,
         )
         if done.returncode != 0:
             log = self.log.read_text() if self.log.exists() else "(no server log)"

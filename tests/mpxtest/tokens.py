@@ -36,7 +36,8 @@ class ServiceAccountTokens:
 
     def issue(self) -> str:
         secret = f"{self.account}-bound-{uuid.uuid4().hex[:8]}"
-        created = self.core.create_namespaced_secret(self.namespace, {"metadata": {"name": secret}})
+        created = self.core.create_namespaced_secret(self.namespace, {"metadata": {"name": secret}})  # type: ignore[arg-type]
+        assert created.metadata is not None
         request = {
             "spec": {
                 "expirationSeconds": 3600,
@@ -48,8 +49,10 @@ class ServiceAccountTokens:
                 },
             }
         }
-        reply = self.core.create_namespaced_service_account_token(self.account, self.namespace, request)
-        token: str = reply.status.token
+        reply = self.core.create_namespaced_service_account_token(self.account, self.namespace, request)  # type: ignore[arg-type]
+        assert reply.status is not None
+        assert reply.status.token is not None
+        token = reply.status.token
         self._bound[token] = secret
         return token
 
@@ -60,9 +63,9 @@ class ServiceAccountTokens:
 
     def accepted(self, token: str) -> bool:
         review = client.AuthenticationV1Api(self.core.api_client).create_token_review(
-            {"spec": {"token": token}}
+            {"spec": {"token": token}}  # type: ignore[arg-type]
         )
-        return bool(review.status.authenticated)
+        return review.status is not None and bool(review.status.authenticated)
 
     def cleanup(self) -> None:
         for secret in self._bound.values():

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 import uvicorn
@@ -68,7 +68,9 @@ def free_socket() -> socket.socket:
     return sock
 
 
-async def serve(app: Any, lifespan: str = "off", sock: socket.socket | None = None) -> Served:
+async def serve(
+    app: Any, lifespan: Literal["auto", "on", "off"] = "off", sock: socket.socket | None = None
+) -> Served:
     sock = sock or free_socket()
     config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False, http="httptools")
     server = uvicorn.Server(config)
@@ -282,7 +284,7 @@ def _chunk(ident: str, created: int, model: str, chat: bool, i: int, n: int) -> 
 def _completion(path: str, body: dict[str, Any], prompt: int, n: int) -> dict[str, Any]:
     text = "".join(f"tok{i} " for i in range(1, n + 1))
     if path == "/v1/chat/completions":
-        message = {"role": "assistant", "content": text, "refusal": None, "tool_calls": []}
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "tool_calls": []}
         choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None, "finish_reason": "length"}
         kind = "chat.completion"
     else:

@@ -7,13 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from integration.billing.conftest import ADMIN_TOKEN
-from integration.billing.events import usage_event
 
 from modelplex.billing.api import build_admin_app
 from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
+from mpxtest.ledger import ADMIN_TOKEN, usage_event
 
 pytestmark = pytest.mark.anyio
 
@@ -35,8 +34,9 @@ async def admin(ledger: Ledger, authority: LedgerKeyAuthority) -> AsyncIterator[
 def error_of(response: httpx.Response) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    return body["error"]
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
 
 
 async def test_requests_without_the_admin_token_are_refused(admin: httpx.AsyncClient) -> None:

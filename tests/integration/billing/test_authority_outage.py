@@ -7,23 +7,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from integration.billing.conftest import PEPPER
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelplex.billing import keystore, tenants
 from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.settings import BillingSettings
+from mpxtest.ledger import PEPPER, Clock
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

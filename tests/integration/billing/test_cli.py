@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from integration.billing.conftest import PEPPER
-from integration.billing.events import usage_event
 
 from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import opened
 from modelplex.billing.settings import BillingSettings
 from modelplex.cli import main
+from mpxtest.ledger import PEPPER, usage_event
 
 
 @pytest.fixture
@@ -60,7 +59,7 @@ def test_tenants_keys_prices_usage_and_invoice(env: dict[str, str]) -> None:
     assert key.startswith("mpx-")
 
     async def use_key() -> None:
-        async with opened(BillingSettings(**_settings(env))) as ledger:
+        async with opened(_settings(env)) as ledger:
             principal = await LedgerKeyAuthority(ledger).authenticate(key)
             assert principal is not None
             assert principal.tenant_name == "acme"
@@ -82,12 +81,12 @@ def test_tenants_keys_prices_usage_and_invoice(env: dict[str, str]) -> None:
     assert csv_lines.splitlines()[-1].endswith(",USD,,,,,,,,0.90")
 
 
-def _settings(env: dict[str, str]) -> dict[str, object]:
-    return {
-        "database_url": env["MODELPLEX_DATABASE_URL"],
-        "state_dir": env["MODELPLEX_BILLING_STATE_DIR"],
-        "key_pepper": PEPPER,
-    }
+def _settings(env: dict[str, str]) -> BillingSettings:
+    return BillingSettings(
+        database_url=env["MODELPLEX_DATABASE_URL"],
+        state_dir=Path(env["MODELPLEX_BILLING_STATE_DIR"]),
+        key_pepper=PEPPER,
+    )
 
 
 def test_suspend_and_revoke(env: dict[str, str]) -> None:
@@ -98,7 +97,7 @@ def test_suspend_and_revoke(env: dict[str, str]) -> None:
     assert "Revoked" in cli(env, "keys", "revoke", key_id).output
 
     async def check() -> None:
-        async with opened(BillingSettings(**_settings(env))) as ledger:
+        async with opened(_settings(env)) as ledger:
             assert await LedgerKeyAuthority(ledger).authenticate(key) is None
 
     asyncio.run(check())

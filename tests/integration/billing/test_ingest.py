@@ -6,13 +6,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from integration.billing.events import usage_event
 from sqlalchemy import func, select
 
 from modelplex.billing.contracts import Outcome
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.tables import UsageEventRow, UsageHourly
+from mpxtest.ledger import usage_event
 
 pytestmark = pytest.mark.anyio
 NOON = datetime(2026, 3, 10, 12, tzinfo=UTC)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from integration.billing.events import usage_event
 
 from modelplex.billing import price_history, statements, tenants
 from modelplex.billing.errors import InvalidInput, NotFound
@@ -16,6 +15,7 @@ from modelplex.billing.export import invoice_csv
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.price_history import PriceTerms
+from mpxtest.ledger import usage_event
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from integration.billing.conftest import PEPPER
-from integration.billing.events import usage_event
 from sqlalchemy import select, update
 
 from modelplex.billing import keystore, price_history, tenants
@@ -23,16 +21,9 @@ from modelplex.billing.price_history import PriceTerms
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.tables import ApiKey
 from modelplex.billing.tenants import PlanSpec
+from mpxtest.ledger import PEPPER, Clock, usage_event
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_key_is_shown_once_and_only_its_keyed_hash_is_stored(ledger: Ledger) -> None:
@@ -87,8 +78,8 @@ async def test_revocation_is_honoured_once_the_cache_expires(ledger: Ledger) -> 
     assert await authority.authenticate(created.plaintext) is None
 
 
-async def test_revocation_shows_within_seconds_in_real_time(settings: BillingSettings) -> None:
-    fast = settings.model_copy(update={"auth_cache_seconds": 0.3})
+async def test_revocation_shows_within_seconds_in_real_time(billing_settings: BillingSettings) -> None:
+    fast = billing_settings.model_copy(update={"auth_cache_seconds": 0.3})
     ledger = await Ledger.connect(fast)
     try:
         await tenants.create_tenant(ledger, "acme")

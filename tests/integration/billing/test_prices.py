@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from integration.billing.events import usage_event
 from sqlalchemy import select
 
 from modelplex.billing import price_history
@@ -15,6 +14,7 @@ from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.price_history import PriceTerms
 from modelplex.billing.tables import UsageEventRow
+from mpxtest.ledger import usage_event
 
 pytestmark = pytest.mark.anyio
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)

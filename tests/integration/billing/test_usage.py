@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from integration.billing.events import usage_event
 
 from modelplex.billing import tenants
 from modelplex.billing.errors import InvalidInput, NotFound
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.usage import usage_report
+from mpxtest.ledger import usage_event
 
 pytestmark = pytest.mark.anyio
 START = datetime(2026, 3, 1, tzinfo=UTC)

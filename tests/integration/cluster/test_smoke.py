@@ -1,11 +1,12 @@
-"""The dev cluster is a real Kubernetes: API, scheduler, controllers, kwok nodes, LWS and RBAC."""
+"""The dev cluster is a real Kubernetes: API, scheduler, controllers, kwok nodes, LWS and RBAC.
+
+The client takes manifests as dicts, as these tests write them; its type hints name only its model
+classes, hence the `type: ignore[arg-type]` on those calls."""
 
 from __future__ import annotations
 
 import ssl
-import uuid
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -13,18 +14,10 @@ from kubernetes import client, config
 
 from modelplex.devcluster.cluster import DevCluster
 from modelplex.devcluster.nodes import GPU_PRODUCT_LABEL
+from mpxtest.cluster import labels, phase
 from mpxtest.wait import eventually
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def namespace(kube: client.ApiClient) -> Iterator[str]:
-    name = f"smoke-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(kube)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)  # frees the GPUs its pods hold for the tests that follow
 
 
 def _pod(name: str, gpus: int, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -46,9 +39,10 @@ def test_nodes_are_ready_gpu_nodes(kube: client.ApiClient) -> None:
     nodes = client.CoreV1Api(kube).list_node().items
     assert len(nodes) == 2
     for node in nodes:
-        assert node.status.allocatable["nvidia.com/gpu"] == "8"
-        assert node.metadata.labels[GPU_PRODUCT_LABEL]
-        ready = [c.status for c in node.status.conditions if c.type == "Ready"]
+        assert node.status is not None
+        assert (node.status.allocatable or {})["nvidia.com/gpu"] == "8"
+        assert labels(node)[GPU_PRODUCT_LABEL]
+        ready = [c.status for c in node.status.conditions or [] if c.type == "Ready"]
         assert ready == ["True"]
 
 
@@ -78,7 +72,7 @@ def test_crd_and_custom_object(kube: client.ApiClient, namespace: str) -> None:
             ],
         },
     }
-    client.ApiextensionsV1Api(kube).create_custom_resource_definition(crd)
+    client.ApiextensionsV1Api(kube).create_custom_resource_definition(crd)  # type: ignore[arg-type]
     custom = client.CustomObjectsApi(kube)
     widget = {
         "apiVersion": "smoke.modelplex.dev/v1",
@@ -93,7 +87,7 @@ def test_crd_and_custom_object(kube: client.ApiClient, namespace: str) -> None:
 
     eventually(created, what="the Widget CRD to be served")
     got = custom.get_namespaced_custom_object("smoke.modelplex.dev", "v1", namespace, "widgets", "w")
-    assert got["spec"] == {"size": 3}
+    assert cast(dict[str, Any], got)["spec"] == {"size": 3}
 
 
 def test_gpu_deployment_runs_on_a_gpu_node(kube: client.ApiClient, namespace: str) -> None:
@@ -102,16 +96,19 @@ def test_gpu_deployment_runs_on_a_gpu_node(kube: client.ApiClient, namespace: st
         "metadata": {"name": "engine"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "engine"}}, "template": template},
     }
-    client.AppsV1Api(kube).create_namespaced_deployment(namespace, deployment)
+    client.AppsV1Api(kube).create_namespaced_deployment(namespace, deployment)  # type: ignore[arg-type]
     core = client.CoreV1Api(kube)
 
     def running_pod() -> client.V1Pod | None:
         pods = core.list_namespaced_pod(namespace, label_selector="app=engine").items
-        return next((p for p in pods if p.status.phase == "Running"), None)
+        return next((p for p in pods if phase(p) == "Running"), None)
 
     pod = eventually(running_pod, timeout=60, what="the GPU pod to run")
+    assert pod.spec is not None
+    assert pod.spec.node_name is not None
+    assert pod.status is not None
     node = core.read_node(pod.spec.node_name)
-    assert node.metadata.labels[GPU_PRODUCT_LABEL]
+    assert labels(node)[GPU_PRODUCT_LABEL]
     assert pod.status.pod_ip
 
 
@@ -119,7 +116,7 @@ def test_pod_asking_for_more_gpus_than_a_node_has_stays_pending(
     kube: client.ApiClient, namespace: str
 ) -> None:
     core = client.CoreV1Api(kube)
-    core.create_namespaced_pod(namespace, _pod("too-big", gpus=9))
+    core.create_namespaced_pod(namespace, _pod("too-big", gpus=9))  # type: ignore[arg-type]
 
     def scheduling_failure() -> str | None:
         events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=too-big").items
@@ -127,7 +124,7 @@ def test_pod_asking_for_more_gpus_than_a_node_has_stays_pending(
 
     message = eventually(scheduling_failure, timeout=60, what="a FailedScheduling event")
     assert "nvidia.com/gpu" in message
-    assert core.read_namespaced_pod("too-big", namespace).status.phase == "Pending"
+    assert phase(core.read_namespaced_pod("too-big", namespace)) == "Pending"
 
 
 def test_leaderworkerset_creates_leader_and_worker(kube: client.ApiClient, namespace: str) -> None:
@@ -150,17 +147,20 @@ def test_leaderworkerset_creates_leader_and_worker(kube: client.ApiClient, names
         pods = core.list_namespaced_pod(
             namespace, label_selector="leaderworkerset.sigs.k8s.io/name=big-model"
         )
-        running = [p for p in pods.items if p.status.phase == "Running"]
+        running = [p for p in pods.items if phase(p) == "Running"]
         return running if len(running) == 2 else None
 
     pods = eventually(group_running, timeout=90, what="the LWS leader and worker pods to run")
-    indices = sorted(p.metadata.labels["leaderworkerset.sigs.k8s.io/worker-index"] for p in pods)
+    indices = sorted(labels(p)["leaderworkerset.sigs.k8s.io/worker-index"] for p in pods)
     assert indices == ["0", "1"]
-    leader = next(p for p in pods if p.metadata.labels["leaderworkerset.sigs.k8s.io/worker-index"] == "0")
+    leader = next(p for p in pods if labels(p)["leaderworkerset.sigs.k8s.io/worker-index"] == "0")
     worker = next(p for p in pods if p is not leader)
     # The pod webhook wires the group together: the worker knows its leader's address.
+    assert worker.spec is not None
+    assert leader.metadata is not None
+    assert leader.metadata.name
     worker_env = {e.name: e.value for e in worker.spec.containers[0].env or []}
-    assert worker_env["LWS_LEADER_ADDRESS"].startswith(leader.metadata.name)
+    assert (worker_env["LWS_LEADER_ADDRESS"] or "").startswith(leader.metadata.name)
     assert worker_env["LWS_GROUP_SIZE"] == "2"
 
 
@@ -168,10 +168,11 @@ def test_rbac_denies_a_service_account_without_a_role(
     kube: client.ApiClient, namespace: str, dev_cluster: DevCluster
 ) -> None:
     core = client.CoreV1Api(kube)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "nobody"}})
-    token = core.create_namespaced_service_account_token(
-        "nobody", namespace, {"spec": {"expirationSeconds": 600}}
-    ).status.token
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "nobody"}})  # type: ignore[arg-type]
+    request = {"spec": {"expirationSeconds": 600}}
+    status = core.create_namespaced_service_account_token("nobody", namespace, request).status  # type: ignore[arg-type]
+    assert status is not None
+    token = status.token
     ca = ssl.create_default_context(cafile=kube.configuration.ssl_ca_cert)
     with httpx.Client(
         base_url=dev_cluster.server, verify=ca, headers={"Authorization": f"Bearer {token}"}
@@ -183,14 +184,14 @@ def test_rbac_denies_a_service_account_without_a_role(
         rbac = client.RbacAuthorizationV1Api(kube)
         rbac.create_namespaced_role(
             namespace,
-            {
+            {  # type: ignore[arg-type]
                 "metadata": {"name": "pod-reader"},
                 "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
             },
         )
         rbac.create_namespaced_role_binding(
             namespace,
-            {
+            {  # type: ignore[arg-type]
                 "metadata": {"name": "nobody-reads-pods"},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
                 "subjects": [{"kind": "ServiceAccount", "name": "nobody", "namespace": namespace}],
@@ -206,13 +207,13 @@ def test_user_kubeconfig_has_only_what_rbac_grants(kube: client.ApiClient, dev_c
     kubeconfig = dev_cluster.user_kubeconfig("smoke-reader", groups=("smoke-readers",))
     rbac = client.RbacAuthorizationV1Api(kube)
     rbac.create_cluster_role(
-        {
+        {  # type: ignore[arg-type]
             "metadata": {"name": "smoke-node-reader"},
             "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}],
         }
     )
     rbac.create_cluster_role_binding(
-        {
+        {  # type: ignore[arg-type]
             "metadata": {"name": "smoke-readers-read-nodes"},
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
@@ -222,7 +223,9 @@ def test_user_kubeconfig_has_only_what_rbac_grants(kube: client.ApiClient, dev_c
             "subjects": [{"kind": "Group", "name": "smoke-readers", "apiGroup": "rbac.authorization.k8s.io"}],
         }
     )
-    reader = config.new_client_from_config(config_file=str(kubeconfig))
+    reader: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig)
+    )
     with reader:
         core = client.CoreV1Api(reader)
         assert len(eventually(lambda: core.list_node().items, what="the group binding to apply")) == 2

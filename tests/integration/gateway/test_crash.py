@@ -17,26 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import pytest
-from integration.gateway.gatewayproc import (
+
+from mpxtest.gatewayproc import (
     cli,
     create_key,
-    ledger_env,
     start_gateway,
-    usage_rows,
+    wait_usage_rows,
     write_config,
 )
-
 from mpxtest.upstream import World
 from mpxtest.wait import eventually
 
 MESSAGES: Any = [{"role": "user", "content": "one two three"}]
 CUT_STREAMS = 8
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    return ledger_env(request.param, tmp_path, request)
 
 
 def _stream(client: openai.OpenAI, max_tokens: int) -> int:
@@ -58,14 +51,14 @@ def _until_cut(call: Any) -> None:
 
 
 def test_kill_9_during_streams_bills_every_request_that_reached_the_engine_once(
-    world: World, env: dict[str, str], tmp_path: Path
+    world: World, ledger_env: dict[str, str], tmp_path: Path
 ) -> None:
     replica = world.replica(token_delay=0.05)
-    cli(env, "tenants", "create", "acme")
-    key = create_key(env, "acme")
+    cli(ledger_env, "tenants", "create", "acme")
+    key = create_key(ledger_env, "acme")
     config = write_config(tmp_path / "gateway.json", "m1", [replica.url])
     journal = tmp_path / "journal"
-    first = start_gateway(config, journal, env, tmp_path / "first.log")
+    first = start_gateway(config, journal, ledger_env, tmp_path / "first.log")
     client = openai.OpenAI(base_url=first.url + "/v1", api_key=key, max_retries=0)
     for _ in range(4):
         assert _stream(client, 2) > 0  # finished before the kill
@@ -88,10 +81,10 @@ def test_kill_9_during_streams_bills_every_request_that_reached_the_engine_once(
     eventually(lambda: replica.running == 0, 10, 0.02, what="the engine to notice")
     (journal / "cursor.json").unlink(missing_ok=True)  # as if killed before saving it: replay it all
 
-    second = start_gateway(config, journal, env, tmp_path / "second.log")
+    second = start_gateway(config, journal, ledger_env, tmp_path / "second.log")
     try:
         engine = dict(replica.generated)  # completion tokens per request id, as the engine counted them
-        rows = eventually(lambda: (r := usage_rows(env)) and len(r) >= len(engine) and r, 15, 0.1)
+        rows = wait_usage_rows(ledger_env, len(engine), timeout=15)
         assert set(rows) == set(engine)
         outcomes = {rid: row["outcome"] for rid, row in rows.items()}
         assert [outcomes[rid] for rid in finished] == ["completed"] * 4

@@ -10,26 +10,19 @@ from typing import Any
 
 import httpx
 import openai
-import pytest
-from integration.gateway.gatewayproc import (
-    ADMIN_TOKEN,
+
+from mpxtest.gatewayproc import (
     cli,
     create_key,
-    ledger_env,
     start_gateway,
-    usage_rows,
+    wait_usage_rows,
     write_config,
 )
-
+from mpxtest.ledger import ADMIN_TOKEN
 from mpxtest.upstream import World
 from mpxtest.wait import eventually
 
 MESSAGES: Any = [{"role": "user", "content": "one two three"}]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    return ledger_env(request.param, tmp_path, request)
 
 
 def _client(url: str, key: str) -> openai.OpenAI:
@@ -58,25 +51,25 @@ def _serve_three(client: openai.OpenAI) -> list[str]:
     return [r.headers["x-request-id"] for r in (chat, stream, completion)]
 
 
-def test_gateway_on_the_ledger(world: World, env: dict[str, str], tmp_path: Path) -> None:
+def test_gateway_on_the_ledger(world: World, ledger_env: dict[str, str], tmp_path: Path) -> None:
     replica = world.replica()
     for tenant in ("acme", "beta"):
-        cli(env, "tenants", "create", tenant)
-    acme, beta = create_key(env, "acme"), create_key(env, "beta")
+        cli(ledger_env, "tenants", "create", tenant)
+    acme, beta = create_key(ledger_env, "acme"), create_key(ledger_env, "beta")
     config = write_config(tmp_path / "gateway.json", "m1", [replica.url])
-    gateway = start_gateway(config, tmp_path / "journal", env, tmp_path / "gateway.log")
+    gateway = start_gateway(config, tmp_path / "journal", ledger_env, tmp_path / "gateway.log")
     try:
         ids = _serve_three(_client(gateway.url, acme))
-        rows = eventually(lambda: (r := usage_rows(env)) and len(r) >= 3 and r, 10, 0.1, what="usage rows")
+        rows = wait_usage_rows(ledger_env, 3)
         assert sorted(rows) == sorted(ids)
         assert {(rows[i]["prompt"], rows[i]["completion"]) for i in ids} == {(3, 4), (3, 3), (2, 2)}
         assert sum(r["completion"] for r in rows.values()) == replica.generation_tokens_total == 9
         assert {r["outcome"] for r in rows.values()} == {"completed"}
         _admin_api(gateway.url)
-        _suspension(env, gateway.url, beta)
-        _revocation(env, gateway.url, acme)
+        _suspension(ledger_env, gateway.url, beta)
+        _revocation(ledger_env, gateway.url, acme)
         served = replica.generated  # tokens by request id, as the engine saw them
-        rows = eventually(lambda: (r := usage_rows(env)) and len(r) >= len(served) and r, 10, 0.1)
+        rows = wait_usage_rows(ledger_env, len(served))
         assert {i: r["completion"] for i, r in rows.items()} == served  # each request once, exactly
     finally:
         output = gateway.stop()

@@ -6,11 +6,12 @@ import time
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from modelplex.gateway.discovery.base import ModelSpec
 from mpxtest.upstream import KEY, World
 
-MESSAGES = [{"role": "user", "content": "one two three"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three"}]
 
 
 def _client(url: str, key: str = KEY) -> openai.OpenAI:
@@ -22,7 +23,7 @@ def test_sync_async_and_streaming_calls_are_metered_exactly(world: World) -> Non
     world.tenant()
     url = world.gateway()
     client = _client(url)
-    answer = client.chat.completions.create(model="m1", messages=MESSAGES, max_tokens=4)  # type: ignore[arg-type]
+    answer = client.chat.completions.create(model="m1", messages=MESSAGES, max_tokens=4)
     assert answer.usage is not None
     assert answer.usage.completion_tokens == 4
     stream = client.chat.completions.create(
@@ -30,7 +31,7 @@ def test_sync_async_and_streaming_calls_are_metered_exactly(world: World) -> Non
         messages=MESSAGES,
         max_tokens=3,
         stream=True,
-        stream_options={"include_usage": True},  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     assert chunks[-1].usage is not None
@@ -73,7 +74,7 @@ def test_errors_are_the_clients_normal_types(
     models = [ModelSpec.model_validate({"name": n, "endpoints": endpoints}) for n in ("m1", "private")]
     url = world.gateway(models=models)
     with pytest.raises(error):
-        _client(url, key).chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+        _client(url, key).chat.completions.create(model=model, messages=MESSAGES)
 
 
 def test_bad_request_rate_limit_too_large_and_no_capacity(world: World) -> None:
@@ -88,16 +89,16 @@ def test_bad_request_rate_limit_too_large_and_no_capacity(world: World) -> None:
         client.chat.completions.create(model="m1", messages=[{"role": "user", "content": "x" * 3000}])
     assert too_large.value.status_code == 413
     limited = _client(url, "mpx-rpm")
-    limited.chat.completions.create(model="m1", messages=MESSAGES)  # type: ignore[arg-type]
+    limited.chat.completions.create(model="m1", messages=MESSAGES)
     with pytest.raises(openai.RateLimitError) as caught:
-        limited.chat.completions.create(model="m1", messages=MESSAGES)  # type: ignore[arg-type]
+        limited.chat.completions.create(model="m1", messages=MESSAGES)
     assert int(caught.value.response.headers["retry-after"]) >= 1
     world.replicas[0].latency = 1.0
     slow = _client(url).with_options(timeout=10)
-    thread = threading.Thread(target=lambda: slow.chat.completions.create(model="m1", messages=MESSAGES))  # type: ignore[arg-type]
+    thread = threading.Thread(target=lambda: slow.chat.completions.create(model="m1", messages=MESSAGES))
     thread.start()
     time.sleep(0.1)
     with pytest.raises(openai.InternalServerError) as busy:
-        client.chat.completions.create(model="m1", messages=MESSAGES)  # type: ignore[arg-type]
+        client.chat.completions.create(model="m1", messages=MESSAGES)
     assert busy.value.status_code == 503
     thread.join()

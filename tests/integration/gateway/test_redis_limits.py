@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration.gateway.gatewayproc import start_gateway
 
 from modelplex.billing.contracts import PlanLimits
 from modelplex.gateway.limits.base import LimitExceeded
 from modelplex.gateway.limits.shared import RedisLimiter
+from mpxtest.gatewayproc import start_gateway
 from mpxtest.redis import RedisServer
 from mpxtest.upstream import KEY, World
 

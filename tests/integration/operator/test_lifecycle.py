@@ -171,13 +171,14 @@ def test_growing_past_a_node_switches_to_a_leader_worker_set(kit: Any, operator:
 
 def test_operator_runs_without_cluster_admin(kit: Any, operator: Any, kube: client.ApiClient) -> None:
     review = client.AuthorizationV1Api(kube).create_subject_access_review(
-        {
+        {  # type: ignore[arg-type]  # the client takes dicts; its hints name only its models
             "spec": {
                 "user": "system:serviceaccount:modelplex-system:modelplex-operator",
                 "resourceAttributes": {"verb": "delete", "resource": "secrets", "namespace": "default"},
             }
         }
     )
+    assert review.status is not None
     assert review.status.allowed is False
     assert "Traceback" not in operator.logs()
     assert 'User "system:serviceaccount:modelplex-system:modelplex-operator" cannot' not in operator.logs()

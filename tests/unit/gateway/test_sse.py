@@ -20,7 +20,11 @@ def _content(i: int, usage: bool) -> dict[str, object]:
     return chunk
 
 
-FINAL = {"id": "c", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}
+FINAL: dict[str, object] = {
+    "id": "c",
+    "choices": [],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
+}
 
 
 def test_splitter_reassembles_events_across_arbitrary_chunks() -> None:
@@ -99,7 +103,11 @@ def test_compact_chunks_take_the_fast_path_with_the_same_result(include: bool, c
 
 def test_usage_that_is_not_the_last_member_is_still_read() -> None:
     sse = StreamFilter(include_usage=False, continuous_usage=False)
-    chunk = {"id": "c", "usage": {"prompt_tokens": 3, "completion_tokens": 1}, "choices": [{"delta": {}}]}
+    chunk: dict[str, object] = {
+        "id": "c",
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+        "choices": [{"delta": {}}],
+    }
     out = sse.process(_compact(chunk))
     assert out is not None
     assert "usage" not in json.loads(out[5:])

@@ -1,4 +1,6 @@
-"""`modelplex gateway run` as a child process on the real ledger, and the ledger's view of its usage."""
+"""`modelplex gateway run` as a child process on the real ledger, and the ledger's view of its usage.
+
+The fixture `ledger_env` is the environment of such a ledger, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,24 +25,25 @@ from modelplex.billing.ledger import opened
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.tables import UsageEventRow
 from modelplex.cli import main
+from mpxtest.ledger import ADMIN_TOKEN, PEPPER
 from mpxtest.postgres import EmbeddedPostgres
 from mpxtest.upstream import free_socket
+from mpxtest.wait import eventually
 
-PEPPER = "gateway-test-pepper"
-ADMIN_TOKEN = "gateway-test-admin-token"
 CLI = str(Path(sys.executable).parent / "modelplex")
 
 
-def ledger_env(kind: str, tmp: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of a ledger on a fresh SQLite file or a fresh PostgreSQL database."""
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp / 'ledger.db'}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
     else:
         server: EmbeddedPostgres = request.getfixturevalue("postgres")
         url = server.create_database(f"gateway_{uuid.uuid4().hex[:12]}")
     return {
         "MODELPLEX_DATABASE_URL": url,
-        "MODELPLEX_BILLING_STATE_DIR": str(tmp / "state"),
+        "MODELPLEX_BILLING_STATE_DIR": str(tmp_path / "state"),
         "MODELPLEX_BILLING_KEY_PEPPER": PEPPER,
         "MODELPLEX_BILLING_ADMIN_TOKEN": ADMIN_TOKEN,
         "MODELPLEX_BILLING_AUTH_CACHE_SECONDS": "1",
@@ -140,3 +143,13 @@ def usage_rows(env: dict[str, str]) -> dict[str, dict[str, Any]]:
         }
 
     return asyncio.run(read())
+
+
+def wait_usage_rows(env: dict[str, str], at_least: int, timeout: float = 10) -> dict[str, dict[str, Any]]:
+    """The ledger's usage rows (as `usage_rows`) once there are at least `at_least` of them."""
+
+    def enough() -> dict[str, dict[str, Any]] | None:
+        rows = usage_rows(env)
+        return rows if len(rows) >= at_least else None
+
+    return eventually(enough, timeout, 0.1, what=f"{at_least} usage rows")

@@ -1,16 +1,19 @@
-"""Ledger fixtures: every test that takes `ledger_url` or `ledger` runs on SQLite and on PostgreSQL."""
+"""The real ledger: every test that takes `ledger_url`, `billing_settings` or `ledger` runs on SQLite and
+on PostgreSQL; usage events as the gateway meters them; a clock the test moves."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from modelplex.billing import migrate
+from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.billing.db import create_engine
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.settings import BillingSettings
@@ -73,7 +76,7 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(ledger_url: str, tmp_path: Path) -> BillingSettings:
+def billing_settings(ledger_url: str, tmp_path: Path) -> BillingSettings:
     return BillingSettings(
         database_url=ledger_url,
         state_dir=tmp_path / "state",
@@ -84,9 +87,49 @@ def settings(ledger_url: str, tmp_path: Path) -> BillingSettings:
 
 
 @pytest.fixture
-async def ledger(settings: BillingSettings) -> AsyncIterator[Ledger]:
-    opened = await Ledger.connect(settings)
+async def ledger(billing_settings: BillingSettings) -> AsyncIterator[Ledger]:
+    opened = await Ledger.connect(billing_settings)
     try:
         yield opened
     finally:
         await opened.close()
+
+
+def usage_event(
+    request_id: str,
+    *,
+    tenant_id: str = "tnt_a",
+    model: str = "m1",
+    at: datetime = datetime(2026, 3, 10, 12, 0, tzinfo=UTC),
+    prompt: int = 1000,
+    cached: int = 0,
+    completion: int = 500,
+    outcome: Outcome = Outcome.COMPLETED,
+) -> UsageEvent:
+    """A usage event as the gateway meters it."""
+    return UsageEvent(
+        request_id=request_id,
+        tenant_id=tenant_id,
+        key_id="key_a",
+        model=model,
+        deployment="default/" + model,
+        replica=model + "-0",
+        prompt_tokens=prompt,
+        cached_tokens=cached,
+        completion_tokens=completion,
+        outcome=outcome,
+        started_at=at,
+        finished_at=at + timedelta(seconds=2),
+        ttft_ms=120.0,
+        duration_ms=2000.0,
+    )
+
+
+class Clock:
+    """A monotonic clock that moves only when the test sets `now`."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -1,0 +1,147 @@
+"""The operator on the real control plane, as its own process under its own ClusterRole, and the
+tests' reads and writes of ModelDeployments (`kit`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.dynamic import DynamicClient
+
+from modelplex.devcluster.cluster import DevCluster
+from mpxtest.cluster import DEPLOY, deleting, free_gpus, phase
+from mpxtest.wait import eventually
+
+EXAMPLES = DEPLOY / "examples"
+KUBECTL = str(Path(sys.executable).with_name("kubectl"))
+MODELPLEX = str(Path(sys.executable).with_name("modelplex"))
+
+
+class OperatorProcess:
+    """`modelplex operator run` as a subprocess; stop() always reaps it."""
+
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [MODELPLEX, "operator", "run", "--kubeconfig", str(self.kubeconfig)]
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def operator(
+    operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+class Kit:
+    """Reads and writes of ModelDeployments and their children for the tests."""
+
+    def __init__(self, kube: client.ApiClient, dynamic: DynamicClient, kubeconfig: Path) -> None:
+        self.kube = kube
+        self.dynamic = dynamic
+        self.kubeconfig = kubeconfig
+        self.core = client.CoreV1Api(kube)
+        self.apps = client.AppsV1Api(kube)
+        self.custom = client.CustomObjectsApi(kube)
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def apply_example(self, name: str, namespace: str) -> dict[str, Any]:
+        manifest: dict[str, Any] = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+        self.create(manifest, namespace)
+        return manifest
+
+    def create(self, manifest: dict[str, Any], namespace: str) -> None:
+        result = self.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(manifest))
+        assert result.returncode == 0, result.stderr
+
+    def md(self, namespace: str, name: str) -> dict[str, Any]:
+        body = self.custom.get_namespaced_custom_object(
+            "modelplex.dev", "v1alpha1", namespace, "modeldeployments", name
+        )
+        return cast(dict[str, Any], body)
+
+    def condition(self, namespace: str, name: str, kind: str = "Ready") -> dict[str, Any] | None:
+        conditions = (self.md(namespace, name).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == kind), None)
+
+    def wait_condition(
+        self,
+        namespace: str,
+        name: str,
+        status: str,
+        reason: str | None = None,
+        kind: str = "Ready",
+        timeout: float = 60,
+    ) -> dict[str, Any]:
+        def matches() -> dict[str, Any] | None:
+            found = self.condition(namespace, name, kind)
+            ok = found and found["status"] == status and (reason is None or found["reason"] == reason)
+            return found if ok else None
+
+        return eventually(
+            matches, timeout=timeout, what=f"{kind}={status} reason={reason} on {namespace}/{name}"
+        )
+
+    def lws(self, namespace: str) -> list[dict[str, Any]]:
+        found = self.custom.list_namespaced_custom_object(
+            "leaderworkerset.x-k8s.io", "v1", namespace, "leaderworkersets"
+        )
+        return cast(list[dict[str, Any]], cast(dict[str, Any], found)["items"])
+
+    def running_pods(self, namespace: str, selector: str = "") -> list[client.V1Pod]:
+        pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+        return [p for p in pods if phase(p) == "Running" and not deleting(p)]
+
+    def wait_free_gpus(self, wanted: int, total: int = 16) -> None:
+        free_gpus(self.core, wanted, total)
+
+    def events(self, namespace: str, name: str) -> list[client.CoreV1Event]:
+        selector = f"involvedObject.name={name},involvedObject.kind=ModelDeployment"
+        events: list[client.CoreV1Event] = self.core.list_namespaced_event(
+            namespace, field_selector=selector
+        ).items
+        return events
+
+
+@pytest.fixture(scope="session")
+def kit(kube: client.ApiClient, dynamic: DynamicClient, dev_cluster: DevCluster, crd: None) -> Kit:
+    return Kit(kube, dynamic, dev_cluster.kubeconfig)
