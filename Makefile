@@ -7,14 +7,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TYPECHECK_ROOT := $(VENV)/typecheck
 
-.PHONY: up test install system-deps cluster-binaries engine lint typecheck pytest clean
+.PHONY: up test unit fmt help install system-deps cluster-binaries engine lint typecheck pytest clean
 
 up: install engine  ## install, then serve deploy/examples/local-smollm2.yaml on this machine (Ctrl-C stops)
 	$(BIN)/modelplex up
 
 test: install system-deps cluster-binaries engine lint pytest  ## install everything, lint, run the whole test suite
 
-install: $(STAMP)
+unit: install lint  ## the fast loop: ruff, mypy and the unit tests (no engine, no cluster)
+	$(BIN)/pytest -q tests/unit
+
+fmt: install  ## rewrite the tree in the house style: ruff's fixes, then ruff format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+help:  ## list the targets
+	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / {printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP)  ## a virtualenv in .venv with modelplex (editable) and its dev tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (found " + sys.version.split()[0] + "); set PYTHON=...")'
@@ -34,19 +44,24 @@ engine: install  ## vLLM in its own virtualenv under ~/.cache/modelplex, and the
 cluster-binaries:  ## build etcd, Kubernetes, kwok, LWS and helm into ~/.cache/modelplex (reused when present)
 	@deploy/dev-cluster/build.sh >/dev/null
 
-lint: install typecheck
+lint: install typecheck  ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy cannot follow setuptools' editable import hook, so it reads the package through a link.
-typecheck: install
-	@mkdir -p $(TYPECHECK_ROOT) && ln -sfn "$(CURDIR)" $(TYPECHECK_ROOT)/modelplex
-	MYPYPATH=$(TYPECHECK_ROOT) $(BIN)/mypy -m modelplex -m modelplex.cli -m modelplex.processes -p modelplex.crds -p modelplex.kube -p modelplex.operator -p modelplex.engine -p modelplex.local -p modelplex.devcluster -p modelplex.gateway -p modelplex.billing
+# mypy cannot follow setuptools' editable import hook, so it reads the package through a link
+# (pyproject's mypy_path). Tests and benchmarks are read as the modules pytest and python see.
+TYPECHECK_PACKAGE := -m modelplex -m modelplex.cli -m modelplex.processes $(addprefix -p modelplex.,crds kube operator engine local devcluster gateway billing)
+TYPECHECK_TESTS := -m conftest $(addprefix -p ,mpxtest unit integration e2e)
+TYPECHECK_BENCH := $(patsubst bench/%.py,-m %,$(wildcard bench/*.py))
 
-pytest: install
+typecheck: install  ## mypy (strict) over the package, tests/ and bench/
+	@mkdir -p $(TYPECHECK_ROOT) && ln -sfn "$(CURDIR)" $(TYPECHECK_ROOT)/modelplex
+	$(BIN)/mypy $(TYPECHECK_PACKAGE) $(TYPECHECK_TESTS) $(TYPECHECK_BENCH)
+
+pytest: install  ## the whole test suite (unit, integration, e2e); needs the heavy targets' parts
 	@rc=0; $(BIN)/pytest || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; exit 1; fi; \
 	exit $$rc
 
-clean:
+clean:  ## remove the virtualenv, build output and tool caches
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

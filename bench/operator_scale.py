@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client, config, watch
@@ -50,12 +50,12 @@ def _apply(dynamic: DynamicClient, manifest: dict[str, Any]) -> None:
 
 
 def _install(api: client.ApiClient) -> None:
-    dynamic = DynamicClient(api)
+    dynamic = DynamicClient(api)  # type: ignore[no-untyped-call]
     _apply(dynamic, yaml.safe_load(CRD_PATH.read_text()))
     for name in ("rbac.yaml", "flowschema.yaml"):
         for manifest in yaml.safe_load_all((ROOT / "deploy" / "operator" / name).read_text()):
             _apply(dynamic, manifest)
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -80,16 +80,17 @@ class Clock:
 
     def _watch_deployments(self) -> None:
         apps = client.AppsV1Api(self.api)
-        stream = watch.Watch()
-        for event in stream.stream(apps.list_namespaced_deployment, NAMESPACE, timeout_seconds=3600):
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
+        events = stream.stream(apps.list_namespaced_deployment, NAMESPACE, timeout_seconds=3600)  # type: ignore[no-untyped-call]
+        for event in events:
             self.children.setdefault(event["object"].metadata.name, time.monotonic())
             if self.stop.is_set():
-                stream.stop()
+                stream.stop()  # type: ignore[no-untyped-call]
 
     def _watch_models(self) -> None:
         custom = client.CustomObjectsApi(self.api)
-        stream = watch.Watch()
-        for event in stream.stream(
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
+        for event in stream.stream(  # type: ignore[no-untyped-call]
             custom.list_namespaced_custom_object,
             "modelplex.dev",
             "v1alpha1",
@@ -102,7 +103,7 @@ class Clock:
             if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
                 self.ready.setdefault(body["metadata"]["name"], time.monotonic())
             if self.stop.is_set():
-                stream.stop()
+                stream.stop()  # type: ignore[no-untyped-call]
 
     def _quietly(self, target: Any) -> None:
         try:
@@ -151,7 +152,9 @@ def run(count: int, workers: int) -> dict[str, Any]:
     cluster: DevCluster = start_cluster(ensure_binaries(settings.cache_dir), settings)
     operator: subprocess.Popen[bytes] | None = None
     try:
-        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(cluster.kubeconfig)
+        )
         _install(api)
         log = Path(tempfile.mkdtemp(prefix="operator-bench-")) / "operator.log"
         command = [
@@ -185,8 +188,9 @@ def run(count: int, workers: int) -> dict[str, Any]:
             time.sleep(0.5)
         time.sleep(2)
         peak_mib, cpu_seconds = _proc(operator.pid)
-        listed = custom.list_namespaced_custom_object(
-            "modelplex.dev", "v1alpha1", NAMESPACE, "modeldeployments"
+        listed = cast(
+            dict[str, Any],
+            custom.list_namespaced_custom_object("modelplex.dev", "v1alpha1", NAMESPACE, "modeldeployments"),
         )
         ready_now = sum(
             any(
