@@ -12,6 +12,7 @@ The formulas are in docs/architecture.md ("Autoscaler").
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from modelplex.crds.spec import Scaling
@@ -102,7 +103,7 @@ class Decision:
     history: History = field(default_factory=History)
 
 
-def _mean(values: list[float]) -> float:
+def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 

@@ -157,7 +157,7 @@ def test_a_pod_that_is_not_ready_is_not_routable(
 
 @pytest.mark.cluster
 def test_the_gateway_identity_reads_only_what_discovery_needs(gateway_kubeconfig: Path) -> None:
-    api = config.new_client_from_config(config_file=str(gateway_kubeconfig))
+    api = config.new_client_from_config(config_file=str(gateway_kubeconfig))  # type: ignore[no-untyped-call]
     try:
         with pytest.raises(client.ApiException) as denied:
             client.CoreV1Api(api).list_pod_for_all_namespaces()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import pytest
@@ -43,7 +44,7 @@ def _run(
 
 
 def _changes(decisions: list[Decision]) -> int:
-    return sum(1 for a, b in zip(decisions, decisions[1:], strict=False) if a.replicas != b.replicas)
+    return sum(1 for a, b in itertools.pairwise(decisions) if a.replicas != b.replicas)
 
 
 def test_a_burst_scales_up_at_once_in_panic() -> None:
@@ -60,10 +61,12 @@ def test_panic_blocks_scale_down_and_stabilisation_holds_the_peak_for_its_window
     assert peak == 5
     at = {round(i * TICK): d for i, d in enumerate(decisions)}
     assert at[60].replicas == 5  # the panic lasts a stable window after the load was last high
-    assert at[300].replicas == 5 and at[300].reason == Why.STABILIZING
+    assert at[300].replicas == 5
+    assert at[300].reason == Why.STABILIZING
     assert decisions[-1].replicas == 1  # then down, at most half at a time
-    downs = [b.replicas for a, b in zip(decisions, decisions[1:], strict=False) if b.replicas < a.replicas]
-    assert downs and all(down >= 1 for down in downs)
+    downs = [b.replicas for a, b in itertools.pairwise(decisions) if b.replicas < a.replicas]
+    assert downs
+    assert all(down >= 1 for down in downs)
 
 
 def test_a_square_wave_does_not_flap() -> None:
@@ -104,7 +107,8 @@ def test_the_first_request_at_zero_brings_exactly_one_replica() -> None:
     decisions = _run(scaling, lambda t: 0 if t < 20 else 3, 60, replicas=0, start_seconds=30)
     counts = [d.replicas for d in decisions]
     assert counts[:10] == [0] * 10
-    assert counts[10] == 1 and decisions[10].reason == Why.SCALE_FROM_ZERO
+    assert counts[10] == 1
+    assert decisions[10].reason == Why.SCALE_FROM_ZERO
     assert set(counts[10:]) == {1}  # 3 requests fit one replica: no second write while it loads
 
 
