@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from integration.gateway.kubekit import crd, dynamic, gateway_kubeconfig, namespace
 from kubernetes import client
 
 from modelplex.devcluster.cluster import DevCluster
@@ -17,7 +16,6 @@ from modelplex.kube.credentials import KubeCredentials, in_cluster_credentials, 
 from modelplex.kube.errors import ApiError
 from mpxtest.tokens import ExecPlugin, ServiceAccountTokens, cluster_ca
 
-__all__ = ["crd", "dynamic", "gateway_kubeconfig", "namespace"]
 GATEWAY = ("modelplex-system", "modelplex-gateway")
 
 

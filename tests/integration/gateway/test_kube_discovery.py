@@ -16,29 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
-from integration.gateway.kubekit import (
-    MODELPLEX,
-    RunningSource,
-    crd,
-    discovered,
-    dynamic,
-    free_gpus,
-    gateway_kubeconfig,
-    model_deployment,
-    namespace,
-    operator,
-    serving_pods,
-)
 from kubernetes import client, config
 
 from modelplex.gateway.discovery.base import EndpointSpec, ModelSpec
 from modelplex.gateway.discovery.kube import KubernetesSource
 from modelplex.gateway.discovery.kube_catalog import ROUTING_ANNOTATION, build_catalog
 from modelplex.kube.credentials import load_credentials
+from mpxtest.cluster import free_gpus
+from mpxtest.discovery import RunningSource, model_deployment, serving_pods
+from mpxtest.operatorproc import MODELPLEX
 from mpxtest.upstream import free_socket
 from mpxtest.wait import eventually
-
-__all__ = ["crd", "discovered", "dynamic", "gateway_kubeconfig", "namespace", "operator"]
 
 
 def _create(kube: client.ApiClient, namespace: str, body: dict[str, Any]) -> None:

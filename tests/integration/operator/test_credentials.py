@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration.operator.conftest import OperatorProcess
 from kubernetes import client
 
 from modelplex.devcluster.cluster import DevCluster
+from mpxtest.operatorproc import OperatorProcess
 from mpxtest.tokens import ExecPlugin, ServiceAccountTokens, cluster_ca
 from mpxtest.wait import eventually
 
