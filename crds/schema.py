@@ -85,6 +85,12 @@ def _printer_columns() -> list[dict[str, Any]]:
         {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas", "description": "Desired"},
         {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready"},
         {
+            "name": "Autoscaled",
+            "type": "integer",
+            "jsonPath": ".status.scaling.desiredReplicas",
+            "description": "Replicas the autoscaler asks for",
+        },
+        {
             "name": "GPUs",
             "type": "integer",
             "jsonPath": ".status.gpusPerReplica",

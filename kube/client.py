@@ -151,11 +151,19 @@ class KubeClient:
         return await self.patch(path, {"status": status})
 
     async def patch_scale(
-        self, api_version: str, kind: str, namespace: str, name: str, replicas: int
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        replicas: int,
+        field_manager: str | None = None,
     ) -> Body:
         """Writes spec.replicas through the scale subresource, like `kubectl scale`."""
         path = resource_path(api_version, kind, namespace, name, "scale")
-        return await self.patch(path, {"spec": {"replicas": replicas}})
+        params = {"fieldManager": field_manager} if field_manager else None
+        body = {"spec": {"replicas": replicas}}
+        return await self.request("PATCH", path, body=body, params=params, content_type=MERGE_PATCH)
 
 
 async def _raise_for_status(response: aiohttp.ClientResponse) -> None:

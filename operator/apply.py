@@ -102,6 +102,12 @@ class Applier:
         await self.api.delete(action.api_version, action.kind, action.namespace, action.name)
         return {}
 
+    async def scale(self, meta: ObjectMeta, replicas: int, field_manager: str) -> None:
+        """spec.replicas through the scale subresource: the autoscaler's only write to the spec."""
+        await self.api.patch_scale(
+            labels.API_VERSION, labels.KIND, meta.namespace, meta.name, replicas, field_manager
+        )
+
     async def write_status(self, namespace: str, name: str, status: ModelDeploymentStatus) -> Manifest:
         body = status.model_dump(mode="json", by_alias=True, exclude_none=True)
         result = await self.api.patch_status(namespace, name, body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +20,7 @@ from modelplex.crds.status import ModelDeploymentStatus
 from modelplex.crds.validation import field_errors
 from modelplex.kube.errors import ApiError
 from modelplex.operator.apply import Applier, now_rfc3339
+from modelplex.operator.autoscaler.record import ScalingView
 from modelplex.operator.desired import desired, endpoint, nodes_per_replica
 from modelplex.operator.fit import check_fit
 from modelplex.operator.plan import plan
@@ -45,6 +47,8 @@ class Controller:
         self.store = store
         self.applier = applier
         self.queue = WorkQueue()
+        # The autoscaler's view of each model, for the status (set by the runner when it runs one).
+        self.scaling_view: Callable[[Key], ScalingView | None] = lambda key: None
 
     async def run(self) -> None:
         """Workers and the resync timer, until cancelled."""
@@ -109,6 +113,7 @@ class Controller:
             nodes_per_replica=nodes_per_replica(md),
             previous=read_status(body),
             now=now_rfc3339(),
+            scaling=self.scaling_view(key) if md.spec.scaling is not None else None,
         )
         await self._write_status(
             ObjectMeta.model_validate(body["metadata"]), given.previous, compute_status(given)

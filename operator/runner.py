@@ -11,6 +11,7 @@ import kopf
 from modelplex.kube.client import KubeClient
 from modelplex.kube.credentials import KubeCredentials
 from modelplex.operator.apply import Applier
+from modelplex.operator.autoscaler.loop import Autoscaler, GatewayEndpoints
 from modelplex.operator.controller import Controller
 from modelplex.operator.handlers import build_registry
 from modelplex.operator.settings import OperatorSettings
@@ -42,7 +43,11 @@ async def run_operator(
     api = KubeClient(credentials, settings.request_timeout_seconds)
     controller = Controller(settings, Store(), Applier(api, settings.field_manager))
     registry = build_registry(controller, credentials)
-    reconciling = asyncio.create_task(controller.run(), name="reconcile")
+    tasks = [asyncio.create_task(controller.run(), name="reconcile")]
+    if settings.autoscaler_enabled:
+        autoscaler = _autoscaler(settings, controller, api)
+        controller.scaling_view = autoscaler.view
+        tasks.append(asyncio.create_task(autoscaler.run(), name="autoscaler"))
     log.info(
         "Started operator server=%s namespaces=%s workers=%d",
         credentials.server,
@@ -61,7 +66,15 @@ async def run_operator(
             ready_flag=ready_flag,
         )
     finally:
-        reconciling.cancel()
-        await asyncio.gather(reconciling, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await api.close()
         log.info("Stopped operator server=%s", credentials.server)
+
+
+def _autoscaler(settings: OperatorSettings, controller: Controller, api: KubeClient) -> Autoscaler:
+    gateways = None
+    if settings.gateway_service:
+        gateways = GatewayEndpoints(api, settings.gateway_service, settings.gateway_metrics_port_name)
+    return Autoscaler(settings, controller.store, controller.applier, gateways, controller.queue.add)

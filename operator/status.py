@@ -25,6 +25,7 @@ from modelplex.crds.status import (
     ModelDeploymentStatus,
     Reason,
 )
+from modelplex.operator.autoscaler.record import ScalingView
 from modelplex.operator.fit import FitVerdict
 
 Manifest = dict[str, Any]
@@ -40,6 +41,8 @@ class PodState:
     ready: bool
     unschedulable: str | None  # the scheduler's message while the pod cannot be placed
     waiting: str | None  # a container's waiting reason, e.g. CrashLoopBackOff
+    ip: str | None = None
+    serving: bool = False  # answers HTTP: a single-node replica, or a multi-node replica's leader
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ class StatusInput:
     nodes_per_replica: int
     previous: ModelDeploymentStatus  # the status as it stands: its transition times are kept
     now: str  # RFC 3339
+    scaling: ScalingView | None = None  # the autoscaler's, for a ModelDeployment with spec.scaling
 
 
 def _condition(
@@ -190,6 +194,8 @@ def compute_status(given: StatusInput) -> ModelDeploymentStatus:
             issue.message if issue else "",
         ),
     }
+    if given.scaling is not None:
+        values.update(given.scaling.conditions)
     return ModelDeploymentStatus(
         observed_generation=generation,
         conditions=[_condition(k, v, generation, given.previous, given.now) for k, v in values.items()],
@@ -201,6 +207,7 @@ def compute_status(given: StatusInput) -> ModelDeploymentStatus:
         endpoint=given.endpoint,
         gpus_per_replica=md.spec.parallelism.gpus,
         nodes_per_replica=given.nodes_per_replica,
+        scaling=given.scaling.status if given.scaling is not None else None,
     )
 
 

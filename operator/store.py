@@ -60,6 +60,8 @@ def pod_state(body: Manifest) -> PodState:
         ready=conditions.get("Ready", {}).get("status") == "True",
         unschedulable=unschedulable,
         waiting=waiting,
+        ip=status.get("podIP"),
+        serving=(body["metadata"].get("labels") or {}).get(labels.SERVING) == "true",
     )
 
 

@@ -11,6 +11,7 @@ pytest_plugins: list[str] = [
     "mpxtest.engine",
     "mpxtest.gatewayproc",
     "mpxtest.ledger",
+    "mpxtest.metricsproxy",
     "mpxtest.operatorproc",
     "mpxtest.postgres",
     "mpxtest.redis",

@@ -16,13 +16,14 @@ from typing import Any
 from modelplex.crds import labels
 from modelplex.gateway.discovery.base import Catalog, EndpointSpec, ModelSpec
 from modelplex.gateway.routing.registry import DEFAULT_POLICY, POLICIES
+from modelplex.kube.endpointslices import SERVICE_NAME_LABEL
+from modelplex.kube.endpointslices import slice_endpoints as endpoints_on
 
 Body = dict[str, Any]
 
 # The CRD has no routing field; the gateway reads the policy from this annotation on the
 # ModelDeployment (round-robin | least-load | prefix-affinity | session-affinity).
 ROUTING_ANNOTATION = f"{labels.GROUP}/routing-policy"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # EndpointSlices copy their Service's labels, so the watch can ask for the operator's Services only.
 SLICE_SELECTOR = labels.selector_string(
     {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.COMPONENT: labels.COMPONENT_ENDPOINT}
@@ -108,17 +109,6 @@ def endpoints_by_service(slices: Iterable[Body]) -> dict[tuple[str, str], tuple[
 
 
 def slice_endpoints(body: Body) -> Iterator[EndpointSpec]:
-    """The endpoints of one slice on the `http` port; FQDN slices are not the operator's."""
-    family = body.get("addressType")
-    ports = [p.get("port") for p in body.get("ports") or [] if p.get("name") == labels.HTTP_PORT_NAME]
-    if family not in ("IPv4", "IPv6") or not ports or ports[0] is None:
-        return
-    for endpoint in body.get("endpoints") or []:
-        addresses = endpoint.get("addresses") or []
-        if not addresses:
-            continue
-        host = f"[{addresses[0]}]" if family == "IPv6" else addresses[0]
-        # An unset `ready` means unknown, which the EndpointSlice API says to treat as ready.
-        ready = (endpoint.get("conditions") or {}).get("ready") is not False
-        pod = (endpoint.get("targetRef") or {}).get("name")
-        yield EndpointSpec(url=f"http://{host}:{ports[0]}", id=pod or f"{host}:{ports[0]}", ready=ready)
+    """The endpoints of one slice on the `http` port."""
+    for found in endpoints_on(body, labels.HTTP_PORT_NAME):
+        yield EndpointSpec(url=found.url, id=found.id, ready=found.ready)

@@ -214,7 +214,7 @@ def _from_zero(
         replicas, limited = _bounded(0, scaling, fleet)
         reason, message = Why.IDLE, "no request waiting"
     history = _recommended(history, now, replicas, settings.scale_down_window_seconds)
-    return Decision(replicas, limited or reason, message, limited, True, history)
+    return Decision(replicas, reason, message, limited, True, history)
 
 
 def _scaled(
@@ -227,8 +227,9 @@ def _scaled(
     kv_cache = _mean([s.kv_cache for s in stable if s.kv_cache is not None])
     wanted, reason = _wanted(demand, kv_cache, fleet, scaling, settings.tolerance)
     panic_until = _panic_until(history, panic_demand, fleet, scaling, now, settings)
+    peak = max(recent)
     if panic_until is not None:  # up at once to the short window's peak; never down during panic
-        burst = math.ceil(max(recent) / scaling.targets.queue_depth_per_replica)
+        burst = math.ceil(peak / scaling.targets.queue_depth_per_replica)
         wanted, reason = max(wanted, burst, fleet.replicas), Why.PANIC
     starting = fleet.ready < fleet.replicas
     if starting and fleet.replicas < wanted < settings.panic_threshold * fleet.replicas:
@@ -240,19 +241,23 @@ def _scaled(
         if highest > wanted:
             wanted, reason = highest, Why.STABILIZING
     replicas, limited = _bounded(_stepped(fleet.replicas, wanted, settings), scaling, fleet)
-    message = _explain(reason, demand, panic_demand, kv_cache, fleet, scaling)
-    return Decision(replicas, limited or reason, message, limited, True, history)
+    message = _explain(reason, demand, peak, kv_cache, fleet, scaling, replicas)
+    return Decision(replicas, reason, message, limited, True, history)
 
 
 def _explain(
-    reason: str, demand: float, panic_demand: float, kv_cache: float, fleet: Fleet, scaling: Scaling
+    reason: str,
+    demand: float,
+    peak: float,
+    kv_cache: float,
+    fleet: Fleet,
+    scaling: Scaling,
+    replicas: int,
 ) -> str:
     targets = scaling.targets
     if reason == Why.PANIC:
-        return (
-            f"panic: {panic_demand:.0f} requests over {fleet.ready} ready x {targets.queue_depth_per_replica}"
-        )
+        return f"panic: {peak:.0f} requests over {fleet.ready} ready x {targets.queue_depth_per_replica}"
     if reason == Why.KV_CACHE:
         target = targets.kv_cache_utilization
         return f"KV cache {kv_cache:.0%} over {fleet.ready} ready replicas, target {target:.0%}"
-    return f"queue depth {demand:.0f} over {fleet.replicas} x {targets.queue_depth_per_replica}"
+    return f"queue depth {demand:.0f} over {replicas} x {targets.queue_depth_per_replica}"

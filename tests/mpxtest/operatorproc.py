@@ -3,6 +3,7 @@ tests' reads and writes of ModelDeployments (`kit`)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from kubernetes.dynamic import DynamicClient
 
 from modelplex.devcluster.cluster import DevCluster
 from mpxtest.cluster import DEPLOY, deleting, free_gpus, phase
+from mpxtest.metricsproxy import MetricsProxy
 from mpxtest.wait import eventually
 
 EXAMPLES = DEPLOY / "examples"
@@ -26,15 +28,18 @@ MODELPLEX = str(Path(sys.executable).with_name("modelplex"))
 class OperatorProcess:
     """`modelplex operator run` as a subprocess; stop() always reaps it."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         command = [MODELPLEX, "operator", "run", "--kubeconfig", str(self.kubeconfig)]
         with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            )
 
     def stop(self) -> None:
         if self.process is None:
@@ -56,6 +61,30 @@ def operator(
     operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     process = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+# An autoscaler that decides every second on windows of seconds, so a test sees it act in seconds.
+FAST_AUTOSCALER = {
+    "MODELPLEX_OPERATOR_AUTOSCALER_INTERVAL_SECONDS": "1",
+    "MODELPLEX_OPERATOR_AUTOSCALER_STABLE_WINDOW_SECONDS": "6",
+    "MODELPLEX_OPERATOR_AUTOSCALER_PANIC_WINDOW_SECONDS": "3",
+    "MODELPLEX_OPERATOR_AUTOSCALER_SCALE_DOWN_WINDOW_SECONDS": "6",
+}
+
+
+@pytest.fixture(scope="module")
+def autoscaled_operator(
+    operator_kubeconfig: Path, metrics_proxy: MetricsProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator with a fast autoscaler that scrapes kwok's pods through `metrics_proxy`."""
+    env = {**FAST_AUTOSCALER, "HTTP_PROXY": metrics_proxy.url, "NO_PROXY": "127.0.0.1,localhost"}
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(operator_kubeconfig, log, env)
     process.start()
     try:
         yield process

@@ -50,10 +50,11 @@ def test_crd_has_subresources_short_name_and_columns() -> None:
     assert crd["spec"]["names"]["shortNames"] == ["md"]
     assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
     assert version["subresources"]["status"] == {}
-    assert [c["name"] for c in version["additionalPrinterColumns"]][:4] == [
+    assert [c["name"] for c in version["additionalPrinterColumns"]][:5] == [
         "Model",
         "Replicas",
         "Ready",
+        "Autoscaled",  # the autoscaler's desired replicas (empty without spec.scaling)
         "GPUs",
     ]
     assert version["additionalPrinterColumns"][-1]["name"] == "Age"

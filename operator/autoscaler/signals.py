@@ -1,0 +1,112 @@
+"""A model's load, read from the Prometheus text its engines and gateways serve at /metrics (pure).
+
+Engines (vLLM): `vllm:num_requests_waiting`, `vllm:num_requests_running`, `vllm:kv_cache_usage_perc`.
+Gateways (ours): `modelplex_gateway_queue_depth{model}` (held for a free replica, or for a replica
+at all while the model is at zero), `modelplex_gateway_in_flight{model,replica}` and the answered
+requests `modelplex_gateway_requests_total{model}` (their growth between two readings is the
+arrivals). A page that cannot be fetched or parsed makes the whole reading unreadable: a missing
+replica's load is unknown, not zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelplex.operator.autoscaler.policy import Signals
+
+WAITING = "vllm:num_requests_waiting"
+RUNNING = "vllm:num_requests_running"
+KV_CACHE = "vllm:kv_cache_usage_perc"
+QUEUED = "modelplex_gateway_queue_depth"
+IN_FLIGHT = "modelplex_gateway_in_flight"
+ANSWERED = "modelplex_gateway_requests_total"
+
+
+class UnreadableMetrics(ValueError):
+    """A /metrics page that is not Prometheus text."""
+
+
+@dataclass(frozen=True)
+class EngineReading:
+    waiting: float
+    running: float
+    kv_cache: float | None
+
+
+@dataclass(frozen=True)
+class GatewayReading:
+    queued: float
+    in_flight: float
+    answered: float  # cumulative: requests answered since the gateway started
+
+
+def _parsed(text: str) -> tuple[set[str], list[tuple[str, Mapping[str, str], float]]]:
+    """The metric families a page declares, and its samples."""
+    try:
+        families = list(text_string_to_metric_families(text))
+    except (ValueError, TypeError, IndexError) as error:
+        raise UnreadableMetrics(str(error)) from None
+    samples: list[tuple[str, Mapping[str, str], float]] = [
+        (s.name, s.labels, s.value) for family in families for s in family.samples
+    ]
+    return {family.name for family in families}, samples
+
+
+def engine_reading(text: str) -> EngineReading:
+    """One engine process's load (its only model: one vLLM serves one model)."""
+    totals: dict[str, float] = {}
+    _, samples = _parsed(text)
+    for name, _, value in samples:
+        if name in (WAITING, RUNNING, KV_CACHE):
+            totals[name] = totals.get(name, 0.0) + value
+    if WAITING not in totals or RUNNING not in totals:
+        raise UnreadableMetrics(f"no {WAITING} or {RUNNING}: is this a vLLM /metrics page?")
+    return EngineReading(totals[WAITING], totals[RUNNING], totals.get(KV_CACHE))
+
+
+def gateway_reading(text: str, model: str) -> GatewayReading:
+    """What one gateway holds and has in flight for `model` (the name tenants send)."""
+    declared, samples = _parsed(text)
+    if QUEUED not in declared:
+        raise UnreadableMetrics(f"no {QUEUED}: is this a Modelplex gateway's /metrics page?")
+    queued = in_flight = answered = 0.0
+    for name, labels, value in samples:
+        if labels.get("model") != model:
+            continue
+        if name == QUEUED:
+            queued += value
+        elif name == IN_FLIGHT:
+            in_flight += value
+        elif name == ANSWERED:
+            answered += value
+    return GatewayReading(queued, in_flight, answered)
+
+
+def combine(
+    engines: Iterable[EngineReading],
+    gateways: Mapping[str, GatewayReading],
+    answered_before: Mapping[str, float],
+    unreadable: Iterable[str] = (),
+) -> Signals:
+    """One `Signals` from every engine and gateway of a model; `answered_before` is each gateway's
+    answered count at the previous reading (a gateway seen for the first time brings no arrivals,
+    a restarted one counts from zero)."""
+    engine_list = list(engines)
+    kv_values = [e.kv_cache for e in engine_list if e.kv_cache is not None]
+    arrivals = 0.0
+    for gateway, reading in gateways.items():
+        before = answered_before.get(gateway)
+        if before is not None:
+            arrivals += reading.answered - before if reading.answered >= before else reading.answered
+    return Signals(
+        waiting=round(sum(e.waiting for e in engine_list)),
+        running=round(sum(e.running for e in engine_list)),
+        kv_cache=sum(kv_values) / len(kv_values) if kv_values else None,
+        gateway_queued=round(sum(g.queued for g in gateways.values())),
+        gateway_in_flight=round(sum(g.in_flight for g in gateways.values())),
+        arrivals=round(arrivals),
+        unreadable=tuple(unreadable),
+    )
