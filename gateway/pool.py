@@ -2,14 +2,19 @@
 
 `acquire` picks a replica with the model's routing policy among the healthy, ready, non-saturated ones;
 when there is none (all saturated, or zero ready replicas) the request waits in the model's FIFO queue
-until a slot frees, the catalog changes or its deadline passes (503 with Retry-After).
+until a slot frees, the catalog changes or its deadline passes (503 with Retry-After). A model with
+no replica at all (scaled to zero, or still starting) holds requests for a cold start
+(`cold_start_timeout_seconds`): the autoscaler reads the queue's depth and brings a replica, and the
+Retry-After of a request that still times out estimates the time to ready from the cold starts seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelplex.gateway.discovery.base import Catalog, ModelSpec
@@ -54,6 +59,33 @@ class ModelState:
         return Snapshot(members, available)
 
 
+class ColdStarts:
+    """How long a model without replicas takes to get one, measured from the first request held for it
+    to the catalog that brings a replica; an exponential average per model."""
+
+    def __init__(self, estimate_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._default = estimate_seconds
+        self._clock = clock
+        self._since: dict[str, float] = {}  # model -> when a request first waited for a replica
+        self._seconds: dict[str, float] = {}
+
+    def waiting(self, model: str) -> None:
+        self._since.setdefault(model, self._clock())
+
+    def observe(self, model: str, has_replicas: bool) -> None:
+        since = self._since.pop(model, None) if has_replicas else None
+        if since is not None:
+            took = self._clock() - since
+            before = self._seconds.get(model)
+            self._seconds[model] = took if before is None else 0.5 * before + 0.5 * took
+
+    def remaining(self, model: str) -> float:
+        """Seconds until a replica is likely up, for Retry-After."""
+        expected = self._seconds.get(model, self._default)
+        since = self._since.get(model)
+        return max(1.0, expected - (self._clock() - since)) if since is not None else expected
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     replica: Replica
@@ -66,6 +98,7 @@ class Pool:
         self.models: dict[str, ModelState] = {}
         self._queues: dict[str, deque[asyncio.Future[None]]] = {}
         self.ready = asyncio.Event()  # set once the first catalog arrived
+        self.cold_starts = ColdStarts(settings.cold_start_estimate_seconds)
 
     def spec(self, model: str) -> ModelSpec | None:
         state = self.models.get(model)
@@ -76,6 +109,8 @@ class Pool:
         for spec in catalog.models:
             models[spec.name] = self._model_state(spec, self.models.get(spec.name))
         self.models = models
+        for name, state in models.items():
+            self.cold_starts.observe(name, has_replicas=bool(state.replicas))
         self.ready.set()
         for name in models:
             self._wake(name)
@@ -133,8 +168,13 @@ class Pool:
         queue.append(future)
         self._metrics.queue_depth.labels(model).set(len(queue))
         lease: Lease | None = None
+        state = self.models.get(model)
+        cold = state is not None and not state.replicas
+        if cold:
+            self.cold_starts.waiting(model)
+        deadline = self._settings.cold_start_timeout_seconds if cold else self._settings.queue_timeout_seconds
         try:
-            async with asyncio.timeout(self._settings.queue_timeout_seconds):
+            async with asyncio.timeout(deadline):
                 while True:
                     await future
                     lease = await self._try(model, request, exclude)
@@ -145,6 +185,9 @@ class Pool:
                     future = loop.create_future()
                     queue.appendleft(future)
         except TimeoutError:
+            state = self.models.get(model)
+            if state is not None and not state.replicas:
+                raise no_capacity(model, self.cold_starts.remaining(model)) from None
             raise no_capacity(model, self._settings.retry_after_seconds) from None
         finally:
             if not future.done():

@@ -53,6 +53,9 @@ class GatewaySettings(BaseSettings):
     # Queueing when every replica is saturated or none is ready.
     queue_max_size: int = Field(default=512, ge=0)
     queue_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A model at zero replicas (scaled to zero) holds requests until one is up: a cold start.
+    cold_start_timeout_seconds: float = Field(default=600.0, gt=0)
+    cold_start_estimate_seconds: float = Field(default=120.0, gt=0)  # until one was measured
     retry_after_seconds: int = Field(default=1, ge=1)
 
     # Routing.

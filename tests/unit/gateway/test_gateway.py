@@ -221,12 +221,17 @@ def test_a_model_with_no_ready_replica_waits_for_one(world: World) -> None:
     assert result == [200]
 
 
-def test_no_capacity_after_the_deadline_is_503_with_retry_after(world: World) -> None:
+def test_no_replica_by_the_cold_start_deadline_is_503_with_the_expected_time_to_ready(world: World) -> None:
     world.tenant()
-    url = world.gateway(models=[ModelSpec(name="m1")], queue_timeout_seconds=0.2)
+    url = world.gateway(
+        models=[ModelSpec(name="m1")],
+        queue_timeout_seconds=0.1,
+        cold_start_timeout_seconds=0.3,
+        cold_start_estimate_seconds=45,
+    )
     response = _post(url)
     assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
+    assert 44 <= int(response.headers["retry-after"]) <= 45
     assert response.json()["error"]["code"] == "no_capacity"
     assert world.wait_events(0) == []
 
