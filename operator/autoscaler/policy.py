@@ -241,6 +241,7 @@ def _scaled(
         if highest > wanted:
             wanted, reason = highest, Why.STABILIZING
     replicas, limited = _bounded(_stepped(fleet.replicas, wanted, settings), scaling, fleet)
+    replicas = max(replicas, 1)  # only idleness takes a model to zero (scaleToZeroIdleSeconds)
     message = _explain(reason, demand, peak, kv_cache, fleet, scaling, replicas)
     return Decision(replicas, reason, message, limited, True, history)
 

@@ -137,3 +137,12 @@ def test_kv_cache_pressure_scales_out_when_the_queue_does_not() -> None:
 def test_no_more_replicas_are_asked_for_while_some_cannot_be_scheduled() -> None:
     decision = decide(_scaling(), Fleet(4, 2, unschedulable=2), Signals(running=80), History(), 0.0)
     assert (decision.replicas, decision.limited) == (4, Why.INSUFFICIENT_GPU)
+
+
+def test_only_idleness_goes_to_zero() -> None:
+    no_idle = _run(_scaling(minReplicas=0), lambda t: 0, 700, replicas=3)
+    assert {d.replicas for d in no_idle[-10:]} == {1}
+    idle = _run(
+        _scaling(minReplicas=0, scaleToZeroIdleSeconds=30), lambda t: 1 if t < 2 else 0, 60, replicas=3
+    )
+    assert [d.reason for d in idle if d.replicas == 0][0] == Why.IDLE
