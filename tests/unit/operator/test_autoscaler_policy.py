@@ -145,4 +145,4 @@ def test_only_idleness_goes_to_zero() -> None:
     idle = _run(
         _scaling(minReplicas=0, scaleToZeroIdleSeconds=30), lambda t: 1 if t < 2 else 0, 60, replicas=3
     )
-    assert [d.reason for d in idle if d.replicas == 0][0] == Why.IDLE
+    assert next(d.reason for d in idle if d.replicas == 0) == Why.IDLE
