@@ -47,6 +47,8 @@ async def run_operator(
     if settings.autoscaler_enabled:
         autoscaler = _autoscaler(settings, controller, api)
         controller.scaling_view = autoscaler.view
+        if settings.metrics_bind:
+            autoscaler.metrics.serve(settings.metrics_bind)
         tasks.append(asyncio.create_task(autoscaler.run(), name="autoscaler"))
     log.info(
         "Started operator server=%s namespaces=%s workers=%d",

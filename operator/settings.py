@@ -25,6 +25,7 @@ class OperatorSettings(BaseSettings):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     event_worker_idle_seconds: float = Field(default=0.5, gt=0)  # kopf's per-object worker lingers so long
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+    metrics_bind: str | None = Field(default=None, pattern=r"^[^:]*:\d+$")  # e.g. 0.0.0.0:9090: /metrics
 
     # What every engine pod gets.
     cluster_domain: str = "cluster.local"

@@ -25,6 +25,7 @@ from modelplex.kube.errors import ApiError
 from modelplex.kube.resources import collection_path
 from modelplex.kube.watch import WatchedCollection
 from modelplex.operator.apply import Applier, now_rfc3339
+from modelplex.operator.autoscaler.metrics import AutoscalerMetrics
 from modelplex.operator.autoscaler.policy import Decision, Fleet, Signals, decide
 from modelplex.operator.autoscaler.record import ModelRecord, ScalingView, event_message
 from modelplex.operator.autoscaler.scrape import Scraper
@@ -83,6 +84,7 @@ class Autoscaler:
         self.clock = clock
         self.records: dict[Key, ModelRecord] = {}
         self.scraper = Scraper(settings.scrape_timeout_seconds)
+        self.metrics = AutoscalerMetrics()
         self.policy = settings.policy()
 
     def view(self, key: Key) -> ScalingView | None:
@@ -109,7 +111,9 @@ class Autoscaler:
         keys = self.store.deployment_keys()
         scaled = [(key, md) for key in keys if (md := self._scaled(key)) is not None]
         for gone in set(self.records) - {key for key, _ in scaled}:
-            del self.records[gone]
+            record = self.records.pop(gone)
+            if record.model is not None:
+                self.metrics.forget(_deployment(gone), record.model)
         await asyncio.gather(*(self.step(key, md) for key, md in scaled))
 
     def _scaled(self, key: Key) -> ModelDeployment | None:
@@ -131,6 +135,12 @@ class Autoscaler:
         assert md.spec.scaling is not None
         decision = decide(md.spec.scaling, fleet, signals, record.history, self.clock(), self.policy)
         record.history, record.last, record.desired = decision.history, decision, decision.replicas
+        record.model = md.served_name
+        labels = (_deployment(key), md.served_name)
+        if decision.able:
+            self.metrics.desired.labels(*labels).set(decision.replicas)
+        else:
+            self.metrics.unreadable.labels(*labels).inc()
         if decision.able and decision.replicas != md.spec.replicas:
             await self._scale(key, md, record, decision, signals)
         if record.view() != before_view:
@@ -177,6 +187,7 @@ class Autoscaler:
             log.warning("Failed to scale ModelDeployment namespace=%s name=%s error=%s", *key, error)
             return
         record.scaled(decision, before, signals, now_rfc3339())
+        self.metrics.decisions.labels(_deployment(key), md.served_name, decision.reason).inc()
         log.info(
             "Scaled ModelDeployment namespace=%s name=%s from=%d to=%d reason=%s",
             *key,
@@ -189,6 +200,10 @@ class Autoscaler:
             await self.applier.event(md.metadata, Transition("Warning", "OverrodeManualScale", message))
         message = event_message(before, decision.replicas, decision)
         await self.applier.event(md.metadata, Transition("Normal", decision.reason, message))
+
+
+def _deployment(key: Key) -> str:
+    return f"{key[0]}/{key[1]}"
 
 
 def _read(

@@ -43,6 +43,7 @@ class ModelRecord:
     answered: dict[str, float] = field(default_factory=dict)  # per gateway, at the previous reading
     write_error: str | None = None
     last: Decision | None = None
+    model: str | None = None  # its served name, for the metrics' labels
 
     def scaled(self, decision: Decision, before: int, signals: Signals, now: str) -> ScalingDecision:
         entry = ScalingDecision(

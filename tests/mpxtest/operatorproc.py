@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 from modelplex.devcluster.cluster import DevCluster
+from modelplex.processes import free_port
 from mpxtest.cluster import DEPLOY, deleting, free_gpus, phase
 from mpxtest.metricsproxy import MetricsProxy
 from mpxtest.wait import eventually
@@ -32,6 +33,7 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.log = log
         self.env = env or {}
+        self.metrics_url: str | None = None  # where its /metrics are served, when asked for
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -82,9 +84,16 @@ def autoscaled_operator(
     operator_kubeconfig: Path, metrics_proxy: MetricsProxy, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """The operator with a fast autoscaler that scrapes kwok's pods through `metrics_proxy`."""
-    env = {**FAST_AUTOSCALER, "HTTP_PROXY": metrics_proxy.url, "NO_PROXY": "127.0.0.1,localhost"}
+    metrics = f"127.0.0.1:{free_port()}"
+    env = {
+        **FAST_AUTOSCALER,
+        "HTTP_PROXY": metrics_proxy.url,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "MODELPLEX_OPERATOR_METRICS_BIND": metrics,
+    }
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(operator_kubeconfig, log, env)
+    process.metrics_url = f"http://{metrics}/metrics"
     process.start()
     try:
         yield process

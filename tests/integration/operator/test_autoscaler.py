@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes.dynamic import DynamicClient
 
@@ -100,6 +101,10 @@ def test_replicas_follow_the_engines_load_and_a_manual_scale_is_overridden(
     assert up.message.startswith("Scaled up from 1 to 4: panic: 40 requests over 1 ready x 8")
     managers = {f["manager"] for f in kit.md(namespace, "auto")["metadata"]["managedFields"]}
     assert "modelplex-autoscaler" in managers
+    metrics = httpx.get(autoscaled_operator.metrics_url).text
+    labels = f'deployment="{namespace}/auto",model="auto"'
+    assert f"modelplex_autoscaler_desired_replicas{{{labels}}} 4.0" in metrics
+    assert f'modelplex_autoscaler_decisions_total{{{labels},reason="Panic"}} 1.0' in metrics
 
     result = kit.kubectl("scale", "-n", namespace, "md/auto", "--replicas=2")
     assert result.returncode == 0, result.stderr
