@@ -13,6 +13,7 @@ import click
 from modelplex.crds.labels import API_VERSION, KIND
 from modelplex.engine.install import EngineMissing, EngineSettings
 from modelplex.local.manifests import ManifestError
+from modelplex.local.runtime import write_override
 from modelplex.local.settings import DEFAULT_DEPLOYMENT, LocalSettings
 from modelplex.local.stack import StackError, run
 from modelplex.local.templates import PlanError
@@ -121,10 +122,5 @@ def _scale_locally(name: str, replicas: int) -> None:
     if name not in status:
         known = ", ".join(sorted(status)) or "none"
         raise click.ClickException(f"no ModelDeployment named {name!r} is served locally; served: {known}")
-    path = settings.replicas_file
-    current: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
-    current[name] = replicas
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(current))
-    temporary.replace(path)
+    write_override(settings.replicas_file, name, replicas)
     click.echo(f"Scaled {name} to {replicas} replica(s); the local stack applies it within a second.")

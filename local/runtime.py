@@ -28,6 +28,15 @@ def read_overrides(path: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in raw.items() if isinstance(v, int) and v >= 0}
 
 
+def write_override(path: Path, name: str, replicas: int) -> None:
+    """Sets the replicas of deployment `name` (what `modelplex scale` and the autoscaler write)."""
+    current = read_overrides(path)
+    current[name] = replicas
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(current))
+    temporary.replace(path)
+
+
 def load_templates(settings: LocalSettings, files: list[Path], models_dir: Path) -> list[WorkerTemplate]:
     """Load and plan every file; raises ManifestError or PlanError naming what is wrong."""
     overrides = read_overrides(settings.replicas_file)

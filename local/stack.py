@@ -18,10 +18,12 @@ from modelplex.gateway.app import Gateway
 from modelplex.gateway.ledger_binding import LedgerBinding
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.local import ledger_setup
+from modelplex.local.autoscaler import LocalAutoscaler
 from modelplex.local.runtime import LocalRuntime, load_templates
 from modelplex.local.settings import LocalSettings
 from modelplex.local.templates import WorkerTemplate
 from modelplex.local.workers import WorkerPool
+from modelplex.operator.autoscaler.settings import AutoscalerSettings
 from modelplex.processes import pid_alive
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,9 @@ class Stack:
             settings, files, engine_settings.models_dir, pool, self._announce, self._fail
         )
         self.endpoints = Endpoints(settings.host, settings.port)
+        self.autoscaler = LocalAutoscaler(
+            AutoscalerSettings(), pool, self.endpoints.base, settings.replicas_file
+        )
         self._server: uvicorn.Server | None = None
         self._banner = ""
 
@@ -145,7 +150,12 @@ class Stack:
         )
         ledger = LedgerBinding(billing)
         app = Gateway(
-            gateway_settings, ledger, ledger, self.runtime, admin=ledger, services=(ledger, self.runtime)
+            gateway_settings,
+            ledger,
+            ledger,
+            self.runtime,
+            admin=ledger,
+            services=(ledger, self.runtime, self.autoscaler),
         )
         print(
             f"Starting {len(self.templates)} model(s) on the local engine; vLLM takes a minute or two "

@@ -12,6 +12,7 @@ from modelplex.kube.client import KubeClient
 from modelplex.kube.credentials import KubeCredentials
 from modelplex.operator.apply import Applier
 from modelplex.operator.autoscaler.loop import Autoscaler, GatewayEndpoints
+from modelplex.operator.autoscaler.settings import AutoscalerSettings
 from modelplex.operator.controller import Controller
 from modelplex.operator.handlers import build_registry
 from modelplex.operator.settings import OperatorSettings
@@ -44,8 +45,9 @@ async def run_operator(
     controller = Controller(settings, Store(), Applier(api, settings.field_manager))
     registry = build_registry(controller, credentials)
     tasks = [asyncio.create_task(controller.run(), name="reconcile")]
-    if settings.autoscaler_enabled:
-        autoscaler = _autoscaler(settings, controller, api)
+    scaling = AutoscalerSettings()
+    if scaling.enabled:
+        autoscaler = _autoscaler(settings, scaling, controller, api)
         controller.scaling_view = autoscaler.view
         if settings.metrics_bind:
             autoscaler.metrics.serve(settings.metrics_bind)
@@ -75,8 +77,10 @@ async def run_operator(
         log.info("Stopped operator server=%s", credentials.server)
 
 
-def _autoscaler(settings: OperatorSettings, controller: Controller, api: KubeClient) -> Autoscaler:
+def _autoscaler(
+    settings: OperatorSettings, scaling: AutoscalerSettings, controller: Controller, api: KubeClient
+) -> Autoscaler:
     gateways = None
     if settings.gateway_service:
         gateways = GatewayEndpoints(api, settings.gateway_service, settings.gateway_metrics_port_name)
-    return Autoscaler(settings, controller.store, controller.applier, gateways, controller.queue.add)
+    return Autoscaler(settings, scaling, controller.store, controller.applier, gateways, controller.queue.add)

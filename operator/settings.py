@@ -7,8 +7,6 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from modelplex.operator.autoscaler.policy import PolicySettings
-
 
 class OperatorSettings(BaseSettings):
     """Every knob of the operator. Environment: `MODELPLEX_OPERATOR_<FIELD>`."""
@@ -35,24 +33,9 @@ class OperatorSettings(BaseSettings):
     shm_size: str = "16Gi"  # /dev/shm for NCCL and the engine's worker processes
     multi_node_port: int = Field(default=29501, ge=1, le=65535)  # vLLM's master port in a multi-node group
 
-    # The autoscaler (ModelDeployments with spec.scaling only).
-    autoscaler_enabled: bool = True
-    autoscaler_interval_seconds: float = Field(default=2.0, gt=0)  # one reading and decision per model
+    # The autoscaler (ModelDeployments with spec.scaling only; its policy: AutoscalerSettings).
     autoscaler_field_manager: str = "modelplex-autoscaler"
-    autoscaler_stable_window_seconds: float = Field(default=60.0, gt=0)
-    autoscaler_panic_window_seconds: float = Field(default=6.0, gt=0)
-    autoscaler_scale_down_window_seconds: float = Field(default=300.0, ge=0)
-    autoscaler_tolerance: float = Field(default=0.1, ge=0, lt=1)
-    scrape_timeout_seconds: float = Field(default=1.5, gt=0)
     engine_metrics_port: int = Field(default=8000, ge=1, le=65535)
     # The gateways whose queues the autoscaler reads: the EndpointSlices of this Service ("ns/name").
     gateway_service: str | None = "modelplex-system/modelplex-gateway"
     gateway_metrics_port_name: str = "http"
-
-    def policy(self) -> PolicySettings:
-        return PolicySettings(
-            stable_window_seconds=self.autoscaler_stable_window_seconds,
-            panic_window_seconds=self.autoscaler_panic_window_seconds,
-            scale_down_window_seconds=self.autoscaler_scale_down_window_seconds,
-            tolerance=self.autoscaler_tolerance,
-        )

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -29,20 +28,13 @@ from modelplex.operator.autoscaler.metrics import AutoscalerMetrics
 from modelplex.operator.autoscaler.policy import Decision, Fleet, Signals, decide
 from modelplex.operator.autoscaler.record import ModelRecord, ScalingView, event_message
 from modelplex.operator.autoscaler.scrape import Scraper
-from modelplex.operator.autoscaler.signals import (
-    EngineReading,
-    GatewayReading,
-    UnreadableMetrics,
-    combine,
-    engine_reading,
-    gateway_reading,
-)
+from modelplex.operator.autoscaler.settings import AutoscalerSettings
+from modelplex.operator.autoscaler.signals import read_pages
 from modelplex.operator.settings import OperatorSettings
 from modelplex.operator.status import PodState, Transition, counts
 from modelplex.operator.store import Key, Store
 
 log = logging.getLogger(__name__)
-Reading = TypeVar("Reading")
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 
 
@@ -70,6 +62,7 @@ class Autoscaler:
     def __init__(
         self,
         settings: OperatorSettings,
+        scaling: AutoscalerSettings,
         store: Store,
         applier: Applier,
         gateways: GatewayEndpoints | None,
@@ -77,15 +70,16 @@ class Autoscaler:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.scaling = scaling
         self.store = store
         self.applier = applier
         self.gateways = gateways
         self.on_view_change = on_view_change
         self.clock = clock
         self.records: dict[Key, ModelRecord] = {}
-        self.scraper = Scraper(settings.scrape_timeout_seconds)
+        self.scraper = Scraper(scaling.scrape_timeout_seconds)
         self.metrics = AutoscalerMetrics()
-        self.policy = settings.policy()
+        self.policy = scaling.policy()
 
     def view(self, key: Key) -> ScalingView | None:
         record = self.records.get(key)
@@ -98,9 +92,7 @@ class Autoscaler:
             while True:
                 started = self.clock()
                 await self.step_all()
-                await asyncio.sleep(
-                    max(0.0, self.settings.autoscaler_interval_seconds - (self.clock() - started))
-                )
+                await asyncio.sleep(max(0.0, self.scaling.interval_seconds - (self.clock() - started)))
         finally:
             if watching:
                 watching.cancel()
@@ -158,22 +150,9 @@ class Autoscaler:
         engines = [f"http://{pod.ip}:{port}/metrics" for pod in pods if pod.serving and pod.ready and pod.ip]
         gateways = [f"{url}/metrics" for url in self.gateways.urls()] if self.gateways else []
         pages = await self.scraper.fetch_all([*engines, *gateways])
-        unreadable: list[str] = []
-        engine_readings: list[EngineReading] = []
-        gateway_readings: dict[str, GatewayReading] = {}
-        for url in engines:
-            if (reading := _read(pages[url], engine_reading, url, unreadable)) is not None:
-                engine_readings.append(reading)
-
-        def for_model(text: str) -> GatewayReading:
-            return gateway_reading(text, md.served_name)
-
-        for url in gateways:
-            if (found := _read(pages[url], for_model, url, unreadable)) is not None:
-                gateway_readings[url] = found
-        signals = combine(engine_readings, gateway_readings, record.answered, unreadable)
-        record.answered = {url: reading.answered for url, reading in gateway_readings.items()}
-        return signals
+        reading = read_pages(pages, engines, gateways, md.served_name, record.answered)
+        record.answered = reading.answered
+        return reading.signals
 
     async def _scale(
         self, key: Key, md: ModelDeployment, record: ModelRecord, decision: Decision, signals: Signals
@@ -204,17 +183,3 @@ class Autoscaler:
 
 def _deployment(key: Key) -> str:
     return f"{key[0]}/{key[1]}"
-
-
-def _read(
-    page: str | BaseException, parse: Callable[[str], Reading], url: str, unreadable: list[str]
-) -> Reading | None:
-    """The parsed page, or None with the reason added to `unreadable`."""
-    if isinstance(page, BaseException):
-        unreadable.append(f"{url} ({type(page).__name__}: {page})"[:200])
-        return None
-    try:
-        return parse(page)
-    except UnreadableMetrics as error:
-        unreadable.append(f"{url} ({error})"[:200])
-        return None

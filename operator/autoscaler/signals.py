@@ -10,8 +10,9 @@ replica's load is unknown, not zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,6 +24,7 @@ KV_CACHE = "vllm:kv_cache_usage_perc"
 QUEUED = "modelplex_gateway_queue_depth"
 IN_FLIGHT = "modelplex_gateway_in_flight"
 ANSWERED = "modelplex_gateway_requests_total"
+Parsed = TypeVar("Parsed")
 
 
 class UnreadableMetrics(ValueError):
@@ -110,3 +112,42 @@ def combine(
         arrivals=round(arrivals),
         unreadable=tuple(unreadable),
     )
+
+
+@dataclass(frozen=True)
+class Reading:
+    signals: Signals
+    answered: dict[str, float]  # per gateway: pass as `answered_before` next time
+
+
+def read_pages(
+    pages: Mapping[str, str | BaseException],
+    engines: Iterable[str],
+    gateways: Iterable[str],
+    model: str,
+    answered_before: Mapping[str, float],
+) -> Reading:
+    """The model's signals from the fetched pages (a page is its text, or why it could not be had)."""
+    unreadable: list[str] = []
+    engine_readings = [r for url in engines if (r := _page(pages[url], engine_reading, url, unreadable))]
+    gateway_readings: dict[str, GatewayReading] = {}
+    for url in gateways:
+        if (
+            found := _page(pages[url], lambda text: gateway_reading(text, model), url, unreadable)
+        ) is not None:
+            gateway_readings[url] = found
+    signals = combine(engine_readings, gateway_readings, answered_before, unreadable)
+    return Reading(signals, {url: reading.answered for url, reading in gateway_readings.items()})
+
+
+def _page(
+    page: str | BaseException, parse: Callable[[str], Parsed], url: str, unreadable: list[str]
+) -> Parsed | None:
+    """The parsed page, or None with the reason added to `unreadable`."""
+    try:
+        if isinstance(page, BaseException):
+            raise UnreadableMetrics(f"{type(page).__name__}: {page}")
+        return parse(page)
+    except UnreadableMetrics as error:
+        unreadable.append(f"{url} ({error})"[:200])
+        return None
