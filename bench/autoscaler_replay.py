@@ -142,12 +142,13 @@ def print_table(results: list[Result], profile: Profile) -> None:
 
 def _settings(pairs: list[str]) -> PolicySettings:
     known = {f.name: f.type for f in fields(PolicySettings)}
-    values: dict[str, float | int] = {}
+    values: dict[str, float | int | str] = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
         if name not in known:
             raise SystemExit(f"unknown policy setting {name!r}; known: {', '.join(known)}")
-        values[name] = int(value) if known[name] in (int, "int") else float(value)
+        kind = known[name]
+        values[name] = int(value) if kind in (int, "int") else value if kind in (str, "str") else float(value)
     return PolicySettings(**values)  # type: ignore[arg-type]
 
 

@@ -96,22 +96,25 @@ class QueueThreshold:
 
 @dataclass
 class Modelplex:
-    """The real policy, `modelplex.operator.autoscaler.policy.decide`, fed the fleet's signals every 2 s."""
+    """The real policy, `modelplex.operator.autoscaler.policy.decide`, fed the fleet's signals every 2 s;
+    `Signals.arrivals` is the growth of the gateway's answered-requests counter since the last reading, as
+    `operator/autoscaler/signals.py` reads it in a cluster."""
 
     scaling: Scaling
     settings: PolicySettings = field(default_factory=PolicySettings)
     name: str = "modelplex"
     period: float = 2.0
     history: History = field(default_factory=History)
-    last: float = 0.0
+    answered: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
     def initial(self) -> int:
         return max(1, self.scaling.min_replicas)
 
     def desired(self, now: float, fleet: SimFleet) -> int:
-        signals = fleet.signals(fleet.arrivals_between(self.last, now))
-        self.last = now
+        answered = fleet.answered
+        signals = fleet.signals(answered - self.answered)
+        self.answered = answered
         decision = decide(self.scaling, fleet.policy_fleet(), signals, self.history, now, self.settings)
         self.history = decision.history
         if decision.replicas != fleet.spec:

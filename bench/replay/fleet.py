@@ -102,6 +102,7 @@ class Replica:
     reserved: int = 0  # KV tokens reserved by admitted requests
     prompts: int = 0  # prompt tokens of admitted, unfinished requests
     clock_starts: float = 0.0  # sum of v_start over running jobs
+    answered: int = 0  # requests finished here (the gateway counts each when its response ends)
 
     @property
     def in_flight(self) -> int:
@@ -117,6 +118,7 @@ class Replica:
 
     def _finish(self, job: Job, now: float) -> None:
         job.finished = now
+        self.answered += 1
         self.reserved -= job.request.prompt + job.request.output
         self.prompts -= job.request.prompt
 
@@ -168,6 +170,7 @@ class SimFleet:
         self.arrival_times: list[float] = []
         self.gpu_seconds = 0.0
         self.dropped = 0
+        self._answered_gone = 0  # requests answered by replicas that have since been removed
         self.spec_changes: list[tuple[float, int]] = [(0.0, ready)]  # (time, spec.replicas) at each change
 
     # What the controllers read.
@@ -190,6 +193,12 @@ class SimFleet:
     def arrivals_between(self, start: float, end: float) -> int:
         times = self.arrival_times
         return bisect.bisect_right(times, end) - bisect.bisect_right(times, start)
+
+    @property
+    def answered(self) -> int:
+        """The gateway's `modelplex_gateway_requests_total`: requests answered so far, dropped ones (a 503)
+        included. Its growth between two readings is what `Signals.arrivals` carries in a cluster."""
+        return self._answered_gone + self.dropped + sum(r.answered for r in self.replicas)
 
     def policy_fleet(self) -> PolicyFleet:
         return PolicyFleet(self.spec, self.ready, self.unschedulable)
@@ -245,6 +254,8 @@ class SimFleet:
         for replica in self.replicas:
             if replica.state in (READY, DRAINING):
                 replica.step(now, dt, profile)
+        gone = [r for r in self.replicas if r.state == DRAINING and not r.in_flight]
+        self._answered_gone += sum(r.answered for r in gone)
         self.replicas = [r for r in self.replicas if r.state != DRAINING or r.in_flight]
         if count_gpu:
             self.gpu_seconds += dt * sum(profile.gpus_per_replica for r in self.replicas if r.holds_gpu)

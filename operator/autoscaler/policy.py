@@ -44,6 +44,9 @@ class PolicySettings:
     tolerance: float = 0.1  # a load within ±10 % of the target changes nothing
     max_step_up: int = 4  # at most max(4, current) replicas more per decision (at most doubling beyond 4)
     max_step_down_share: float = 0.5  # at most half of the replicas fewer per decision
+    # Throughput sizing, once a replica's saturated throughput has been seen (History.capacity):
+    rate_window_seconds: float = 20.0  # the arrival rate whose peak holds replicas through bursts (0: off)
+    backlog_drain_seconds: float = 60.0  # a scale-up serves the arrivals plus the backlog over this (0: off)
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,13 @@ class Signals:
     kv_cache: float | None = None  # engines: mean vllm:kv_cache_usage_perc of ready replicas, 0..1
     gateway_queued: int = 0  # requests held by the gateways for a free replica (or a replica at all)
     gateway_in_flight: int = 0  # requests the gateways have sent to the engines
-    arrivals: int = 0  # requests the gateways admitted since the previous reading
+    arrivals: int = 0  # requests the gateways answered since the previous reading (requests_total growth)
     unreadable: tuple[str, ...] = ()
+
+    @property
+    def load(self) -> int:
+        """Requests the engines hold (waiting or running): the demand without the gateway's backlog."""
+        return max(self.waiting + self.running, self.gateway_in_flight)
 
     @property
     def demand(self) -> int:
@@ -81,6 +89,9 @@ class Sample:
     demand: int
     kv_cache: float | None
     ready: int
+    load: int = 0  # Signals.load: the demand without the gateway's backlog
+    answered: int = 0  # Signals.arrivals
+    saturated: bool = False  # every seat taken: answers then measure a replica's throughput
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,7 @@ class History:
     samples: tuple[Sample, ...] = ()
     recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas) for scale-down stabilisation
     panic_until: float | None = None
+    capacity: float | None = None  # requests/s one ready replica answers when saturated
     last_activity: float | None = None  # the last reading with arrivals or demand
 
 
@@ -112,7 +124,10 @@ def _window(history: History, now: float, seconds: float) -> list[Sample]:
 
 
 def _remember(history: History, signals: Signals, fleet: Fleet, now: float, keep: float) -> History:
-    sample = Sample(now, signals.demand, signals.kv_cache, fleet.ready)
+    saturated = signals.waiting >= max(1, fleet.ready) or signals.gateway_queued > 0  # all seats taken
+    sample = Sample(
+        now, signals.demand, signals.kv_cache, fleet.ready, signals.load, signals.arrivals, saturated
+    )
     samples = (*(s for s in history.samples if s.time > now - keep), sample)
     active = signals.arrivals > 0 or signals.demand > 0
     first = history.last_activity is None  # idle time counts from the first reading
@@ -217,9 +232,46 @@ def _from_zero(
     return Decision(replicas, reason, message, limited, True, history)
 
 
+CAPACITY_WEIGHT = 0.3  # weight of the newest measurement in the moving average of `History.capacity`
+
+
+def _since(history: History, now: float, seconds: float) -> list[Sample]:
+    """The samples of the last `seconds`, with the one they start from."""
+    return [s for s in history.samples if s.time >= now - seconds - 1e-9]
+
+
+def _capacity(history: History, now: float, seconds: float) -> float | None:
+    """Requests/s one replica answers at full load, measured over the last `seconds` when every reading
+    of them was saturated (as many engine-queued requests as ready replicas, or a gateway backlog) with
+    the same ready count; otherwise the last estimate. Answers are `Signals.arrivals`."""
+    samples = _since(history, now, seconds)
+    if len(samples) < 3 or not all(s.saturated for s in samples[1:]):
+        return history.capacity
+    ready = samples[-1].ready
+    answered = sum(s.answered for s in samples[1:])
+    elapsed = samples[-1].time - samples[0].time
+    if ready <= 0 or any(s.ready != ready for s in samples) or answered < ready or elapsed <= 0:
+        return history.capacity
+    measured = answered / ready / elapsed
+    old = history.capacity
+    return measured if old is None else (1 - CAPACITY_WEIGHT) * old + CAPACITY_WEIGHT * measured
+
+
+def _arrival_rate(history: History, now: float, seconds: float) -> float:
+    """Requests/s that arrived over the last `seconds`: answered ones plus the growth of the demand."""
+    samples = _since(history, now, seconds)
+    if len(samples) < 2:
+        return 0.0
+    arrived = sum(s.answered for s in samples[1:]) + samples[-1].demand - samples[0].demand
+    return max(arrived, 0) / (samples[-1].time - samples[0].time)
+
+
 def _scaled(
     scaling: Scaling, fleet: Fleet, history: History, now: float, settings: PolicySettings
 ) -> Decision:
+    target = scaling.targets.queue_depth_per_replica
+    capacity = _capacity(history, now, settings.panic_window_seconds)
+    history = replace(history, capacity=capacity)
     stable = _window(history, now, settings.stable_window_seconds)
     demand = _mean([s.demand for s in stable])
     recent = [s.demand for s in _window(history, now, settings.panic_window_seconds)]
@@ -229,13 +281,26 @@ def _scaled(
     panic_until = _panic_until(history, panic_demand, fleet, scaling, now, settings)
     peak = max(recent)
     if panic_until is not None:  # up at once to the short window's peak; never down during panic
-        burst = math.ceil(peak / scaling.targets.queue_depth_per_replica)
+        burst = math.ceil(peak / target)
         wanted, reason = max(wanted, burst, fleet.replicas), Why.PANIC
+    if capacity and settings.backlog_drain_seconds and wanted > fleet.replicas:
+        # A queue that grows because the replicas are too few says "more", not how many: once a replica's
+        # throughput is known, serve the arrivals plus the backlog over `backlog_drain_seconds`, no more.
+        backlog = history.samples[-1].demand - history.samples[-1].load
+        arrivals = _arrival_rate(history, now, settings.panic_window_seconds)
+        served = math.ceil((arrivals + backlog / settings.backlog_drain_seconds) / capacity)
+        wanted = max(fleet.replicas, min(wanted, served))
     starting = fleet.ready < fleet.replicas
     if starting and fleet.replicas < wanted < settings.panic_threshold * fleet.replicas:
         wanted, reason = fleet.replicas, Why.STARTING  # the capacity asked for is on its way
     history = replace(history, panic_until=panic_until)
-    history = _recommended(history, now, wanted, settings.scale_down_window_seconds)
+    kept = wanted
+    if capacity and settings.rate_window_seconds:
+        # The replicas the arrival rate needs (no backlog in it) stand for the scale-down window too, so
+        # bursts shorter than a cold start keep the capacity they need between them.
+        rate = _arrival_rate(history, now, settings.rate_window_seconds) / capacity
+        kept = max(wanted, math.ceil(rate - settings.tolerance))
+    history = _recommended(history, now, kept, settings.scale_down_window_seconds)
     if wanted < fleet.replicas:
         highest = max(r for _, r in history.recommendations)
         if highest > wanted:

@@ -8,7 +8,15 @@ from collections.abc import Callable
 import pytest
 
 from modelplex.crds.spec import Scaling
-from modelplex.operator.autoscaler.policy import Decision, Fleet, History, Signals, Why, decide
+from modelplex.operator.autoscaler.policy import (
+    Decision,
+    Fleet,
+    History,
+    PolicySettings,
+    Signals,
+    Why,
+    decide,
+)
 
 TICK = 2.0  # seconds between decisions
 
@@ -146,3 +154,66 @@ def test_only_idleness_goes_to_zero() -> None:
         _scaling(minReplicas=0, scaleToZeroIdleSeconds=30), lambda t: 1 if t < 2 else 0, 60, replicas=3
     )
     assert next(d.reason for d in idle if d.replicas == 0) == Why.IDLE
+
+
+def _serve(
+    scaling: Scaling,
+    rate: Callable[[float], float],
+    seconds: float,
+    settings: PolicySettings,
+    per_replica: float = 2.0,
+    seats: int = 8,
+    start_seconds: float = 60.0,
+) -> list[tuple[float, Decision]]:
+    """A fluid fleet: `rate(t)` requests/s arrive, each ready replica answers `per_replica` requests/s
+    while it has work and runs up to `seats` of them; the rest wait in the engines. `arrivals` carries the
+    answers, as the gateways' requests counter does."""
+    history, decisions, held = History(), [], 0.0
+    asked: list[float] = [-start_seconds]
+    now = 0.0
+    while now < seconds:
+        ready = sum(1 for t in asked if now - t >= start_seconds)
+        held += rate(now) * TICK
+        answered = min(held, ready * per_replica * TICK)
+        held -= answered
+        running = min(round(held), seats * ready)
+        signals = Signals(waiting=round(held) - running, running=running, arrivals=round(answered))
+        decision = decide(scaling, Fleet(len(asked), ready), signals, history, now, settings)
+        history = decision.history
+        if decision.replicas > len(asked):
+            asked += [now] * (decision.replicas - len(asked))
+        else:
+            asked = asked[: decision.replicas]
+        decisions.append((now, decision))
+        now += TICK
+    return decisions
+
+
+@pytest.mark.parametrize(("drain", "most"), [(60.0, 5), (0.0, 10)])
+def test_a_backlog_growing_through_a_cold_start_asks_for_what_the_arrivals_need(
+    drain: float, most: int
+) -> None:
+    # 10 requests/s on replicas that answer 2/s each: 5 replicas' worth. While the new replicas load the
+    # engines' queue grows past maxReplicas x target; once one replica's saturated throughput is known,
+    # the scale-up serves the arrivals plus the backlog over a minute (5), not the queue (10).
+    settings = PolicySettings(backlog_drain_seconds=drain)
+    decisions = _serve(_scaling(), lambda t: 10.0, 120, settings)
+    assert max(d.replicas for _, d in decisions) == most
+    assert decisions[-1][1].replicas >= 5
+
+
+@pytest.mark.parametrize(("window", "reversals"), [(20.0, 0), (0.0, 1)])
+def test_bursts_shorter_than_a_cold_start_keep_their_replicas_between_them(
+    window: float, reversals: int
+) -> None:
+    # 20 s at 10 requests/s every 60 s: the mean load is a third of a burst's. The arrival rate's peak
+    # over the scale-down window holds what the bursts need, so the fleet neither shrinks to the mean
+    # before the next burst nor comes back up after it.
+    settings = PolicySettings(rate_window_seconds=window)
+    decisions = _serve(_scaling(), lambda t: 10.0 if t % 60 < 20 else 0.0, 1800, settings)
+    counts = [d.replicas for t, d in decisions if t >= 300]
+    directions = [1 if b > a else -1 for a, b in itertools.pairwise(counts) if a != b]
+    assert sum(1 for a, b in itertools.pairwise(directions) if a != b) >= reversals
+    if window:
+        assert len(set(counts)) == 1
+        assert counts[0] >= 5

@@ -51,6 +51,15 @@ def test_eight_concurrent_completions_take_what_the_cpu_engine_measured() -> Non
     assert len(latencies) == 8
     assert statistics.median(latencies) == pytest.approx(2.1, abs=0.3)
     assert all(j.ttft is not None and j.ttft < 0.1 for j in jobs)
+    assert fleet.answered == 8  # what the gateway's requests counter (Signals.arrivals) counts
+
+
+def test_answered_counts_requests_served_by_a_replica_since_removed_and_drops() -> None:
+    fleet = SimFleet(CPU, ready=1)
+    _run(fleet, _jobs(2, prompt=20, output=8), 2.0)
+    fleet.scale(0, 2.0)
+    _run(fleet, _jobs(1, prompt=20, output=8, at=0.0), CPU.deadline + 1)
+    assert (fleet.answered, fleet.dropped) == (3, 1)
 
 
 def test_requests_beyond_max_num_seqs_wait_in_the_engine_queue() -> None:
