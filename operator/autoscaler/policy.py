@@ -4,8 +4,12 @@ One decision = `decide(spec, fleet, signals, history, now, settings)`: what each
 (queue depth and KV-cache utilisation), averaged over a stable window and a short panic window;
 panic (load at least twice the ready capacity) scales up at once and blocks scale-down until it
 ends; scale-down acts on the highest recommendation of its stabilisation window, by a bounded step;
-replicas still starting count as capacity on its way; min/max always hold; after an idle period a
-model with `scaleToZeroIdleSeconds` goes to zero, and the first request brings it back to one.
+replicas still starting count as capacity on its way; once a replica's saturated throughput has been
+measured (from the gateways' answers), a scale-up asks for what the arrivals plus a drained backlog
+need rather than what the queue says, and the replicas the recent arrival rate needs stand through the
+scale-down window (bursts shorter than a cold start keep their capacity); min/max always hold; after
+an idle period a model with `scaleToZeroIdleSeconds` goes to zero, and the first request brings it
+back to one.
 The formulas are in docs/architecture.md ("Autoscaler").
 """
 

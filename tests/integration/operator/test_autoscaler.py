@@ -113,7 +113,13 @@ def test_replicas_follow_the_engines_load_and_a_manual_scale_is_overridden(
 
     metrics_proxy.default = engine_page(running=0)
     _wait_replicas(kit, namespace, "auto", 1, timeout=90)  # after panic and stabilisation, by halves
-    decisions = _decisions(kit, namespace, "auto")
+
+    # status.scaling comes with the controller's next reconcile, after the scale write: wait for it.
+    def down_to_one() -> list[tuple[int, int, str]] | None:
+        found = _decisions(kit, namespace, "auto")
+        return found if found and found[-1][1] == 1 else None
+
+    decisions = eventually(down_to_one, what="the last scale-down in status.scaling")
     assert decisions[:2] == [(1, 4, "Panic"), (2, 4, "Panic")]
     downs = decisions[2:]  # how the window's averages fall decides the steps: each at most halves
     assert downs[0][0] == 4
