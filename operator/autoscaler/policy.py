@@ -133,7 +133,8 @@ def _remember(history: History, signals: Signals, fleet: Fleet, now: float, keep
         now, signals.demand, signals.kv_cache, fleet.ready, signals.load, signals.arrivals, saturated
     )
     samples = (*(s for s in history.samples if s.time > now - keep), sample)
-    active = signals.arrivals > 0 or signals.demand > 0
+    # Idle time counts only while a replica serves: one still loading has not been idle, it was unusable.
+    active = signals.arrivals > 0 or signals.demand > 0 or (fleet.replicas > 0 and fleet.ready == 0)
     first = history.last_activity is None  # idle time counts from the first reading
     return replace(history, samples=samples, last_activity=now if active or first else history.last_activity)
 

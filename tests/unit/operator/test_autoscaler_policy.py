@@ -31,10 +31,11 @@ def _run(
     seconds: float,
     replicas: int = 1,
     start_seconds: float = 0.0,
+    loading: bool = False,
 ) -> list[Decision]:
     """Decisions every TICK against a fleet whose new replicas are ready `start_seconds` after asked for."""
     history, decisions = History(), []
-    asked: list[float] = [-start_seconds] * replicas  # when each replica was asked for
+    asked: list[float] = [0.0 if loading else -start_seconds] * replicas  # when each was asked for
     now = 0.0
     while now < seconds:
         ready = sum(1 for t in asked if now - t >= start_seconds)
@@ -217,3 +218,13 @@ def test_bursts_shorter_than_a_cold_start_keep_their_replicas_between_them(
     if window:
         assert len(set(counts)) == 1
         assert counts[0] >= 5
+
+
+def test_a_replica_still_loading_is_not_idle() -> None:
+    # A model that takes 90 s to load, with an idle time of 30 s and no request: it is ready first.
+    scaling = _scaling(minReplicas=0, scaleToZeroIdleSeconds=30)
+    decisions = _run(scaling, lambda t: 0, 160, replicas=1, start_seconds=90, loading=True)
+    at = {round(i * TICK): d.replicas for i, d in enumerate(decisions)}
+    assert at[88] == 1  # still loading: never idle
+    assert at[116] == 1  # ready for 26 s
+    assert at[124] == 0  # ready and idle for 30 s

@@ -1,0 +1,139 @@
+"""`modelplex up` with spec.scaling on the real engine: to zero when idle, back for a held request,
+a second engine under a sustained burst, and down again when it ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from openai import OpenAI
+
+import modelplex
+from modelplex.processes import free_port, group_members
+from mpxtest.wait import eventually
+
+pytestmark = pytest.mark.timeout(1200)  # engine starts on 2 shared cores, three of them
+MODELPLEX = str(Path(sys.executable).parent / "modelplex")
+EXAMPLE = Path(modelplex.__file__).parent / "deploy" / "examples" / "local-smollm2.yaml"
+START_BUDGET_SECONDS = 900.0
+IDLE_SECONDS = 30  # longer than the scale-down windows below, so 2 -> 1 shows before 1 -> 0
+FAST = {
+    "MODELPLEX_AUTOSCALER_INTERVAL_SECONDS": "1",
+    "MODELPLEX_AUTOSCALER_STABLE_WINDOW_SECONDS": "6",
+    "MODELPLEX_AUTOSCALER_PANIC_WINDOW_SECONDS": "3",
+    "MODELPLEX_AUTOSCALER_SCALE_DOWN_WINDOW_SECONDS": "6",
+}
+
+
+class Stack:
+    def __init__(self, process: subprocess.Popen[str], state_dir: Path, base_url: str, key: str) -> None:
+        self.process, self.state_dir, self.base_url, self.api_key = process, state_dir, base_url, key
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = json.loads((self.state_dir / "local" / "status.json").read_text())
+        return status["smollm2"]  # type: ignore[no-any-return]
+
+    def ready_workers(self) -> int:
+        return sum(1 for w in self.status()["workers"] if w["ready"])
+
+    def replicas(self) -> int:
+        return int(self.status()["replicas"])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state_dir = tmp_path_factory.mktemp("up-autoscaled")
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["spec"]["scaling"] = {
+        "minReplicas": 0,
+        "maxReplicas": 2,
+        "scaleToZeroIdleSeconds": IDLE_SECONDS,
+        "targets": {"queueDepthPerReplica": 2},
+    }
+    file = state_dir / "smollm2-autoscaled.yaml"
+    file.write_text(yaml.safe_dump(manifest))
+    env = {**os.environ, **FAST, "MODELPLEX_LOCAL_STATE_DIR": str(state_dir)}
+    env["MODELPLEX_BILLING_STATE_DIR"] = str(state_dir)
+    port = free_port()
+    command = [MODELPLEX, "up", "-f", str(file), "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    output: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        key = eventually(
+            lambda: re.search(r"^API key: (mpx-\S+)$", "".join(output), re.MULTILINE),
+            timeout=START_BUDGET_SECONDS,
+            interval=1,
+            what="`modelplex up` to print its API key",
+        )
+        yield Stack(process, state_dir, f"http://127.0.0.1:{port}/v1", key.group(1))
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=120)
+
+
+def _chat(stack: Stack, max_tokens: int) -> str:
+    client = OpenAI(base_url=stack.base_url, api_key=stack.api_key, max_retries=0, timeout=600)
+    answer = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": "Tell me about lighthouses."}],
+        max_tokens=max_tokens,
+    )
+    return answer.choices[0].message.content or ""
+
+
+def test_idle_leaves_no_engine_and_a_request_then_is_answered_once_one_is_up(stack: Stack) -> None:
+    groups = [w["pid"] for w in stack.status()["workers"]]
+    eventually(lambda: stack.replicas() == 0, timeout=IDLE_SECONDS + 30, what="scale to zero when idle")
+    eventually(lambda: not stack.status()["workers"], timeout=60, what="the workers to be stopped")
+    assert [group for group in groups if group_members(group)] == []  # no engine process is left
+    assert _chat(stack, max_tokens=8)  # held by the gateway while an engine starts, then answered
+    assert stack.replicas() == 1  # one write for the request, not one per reading
+
+
+def test_a_sustained_burst_brings_a_second_engine_and_its_end_takes_it_away(stack: Stack) -> None:
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            try:
+                _chat(stack, max_tokens=64)
+            except Exception as error:  # any failed request fails the test below
+                failures.append(error)
+                return
+
+    askers = [threading.Thread(target=keep_asking, daemon=True) for _ in range(6)]
+    for asker in askers:
+        asker.start()
+    try:
+        eventually(
+            lambda: stack.ready_workers() == 2,
+            timeout=START_BUDGET_SECONDS,
+            interval=2,
+            what="a second engine for 6 concurrent requests at a target of 2 per replica",
+        )
+    finally:
+        stop.set()
+        for asker in askers:
+            asker.join(timeout=600)
+    assert failures == []
+    eventually(lambda: stack.replicas() == 1, timeout=90, what="back to one engine once the burst ended")
+    eventually(lambda: stack.replicas() == 0, timeout=IDLE_SECONDS + 60, what="and to zero when idle")
