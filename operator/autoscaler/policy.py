@@ -29,6 +29,7 @@ class Why:
     KV_CACHE = "KVCacheUtilization"
     PANIC = "Panic"
     STABILIZING = "ScaleDownStabilizing"
+    BURST_CAPACITY = "BurstCapacity"  # the arrival rate of recent bursts asks for more than there is
     IDLE = "Idle"
     SCALE_FROM_ZERO = "ScaleFromZero"
     STARTING = "ReplicasStarting"
@@ -309,7 +310,9 @@ def _scaled(
     if wanted < fleet.replicas:
         highest = max(r for _, r in history.recommendations)
         if highest > wanted:
-            wanted, reason = highest, Why.STABILIZING
+            # Above the current count only the arrival-rate floor can be: recent bursts needed more.
+            reason = Why.STABILIZING if highest <= fleet.replicas else Why.BURST_CAPACITY
+            wanted = highest
     replicas, limited = _bounded(_stepped(fleet.replicas, wanted, settings), scaling, fleet)
     replicas = max(replicas, 1)  # only idleness takes a model to zero (scaleToZeroIdleSeconds)
     message = _explain(reason, demand, peak, kv_cache, fleet, scaling, replicas)
