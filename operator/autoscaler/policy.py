@@ -97,6 +97,7 @@ class Sample:
     load: int = 0  # Signals.load: the demand without the gateway's backlog
     answered: int = 0  # Signals.arrivals
     saturated: bool = False  # every seat taken: answers then measure a replica's throughput
+    running: int = 0  # Signals.running: requests the engines are serving, no queue of any kind
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,14 @@ def _window(history: History, now: float, seconds: float) -> list[Sample]:
 def _remember(history: History, signals: Signals, fleet: Fleet, now: float, keep: float) -> History:
     saturated = signals.waiting >= max(1, fleet.ready) or signals.gateway_queued > 0  # all seats taken
     sample = Sample(
-        now, signals.demand, signals.kv_cache, fleet.ready, signals.load, signals.arrivals, saturated
+        now,
+        signals.demand,
+        signals.kv_cache,
+        fleet.ready,
+        signals.load,
+        signals.arrivals,
+        saturated,
+        signals.running,
     )
     samples = (*(s for s in history.samples if s.time > now - keep), sample)
     # Idle time counts only while a replica serves: one still loading has not been idle, it was unusable.
@@ -295,7 +303,9 @@ def _scaled(
         backlog = history.samples[-1].demand - history.samples[-1].load
         arrivals = _arrival_rate(history, now, settings.panic_window_seconds)
         served = math.ceil((arrivals + backlog / settings.backlog_drain_seconds) / capacity)
-        wanted = max(fleet.replicas, min(wanted, served))
+        # The cap is on the backlog's say only: the requests being served still count at the target.
+        serving = math.ceil(history.samples[-1].running / target)
+        wanted = max(fleet.replicas, min(wanted, max(served, serving)))
     starting = fleet.ready < fleet.replicas
     if starting and fleet.replicas < wanted < settings.panic_threshold * fleet.replicas:
         wanted, reason = fleet.replicas, Why.STARTING  # the capacity asked for is on its way

@@ -228,3 +228,19 @@ def test_a_replica_still_loading_is_not_idle() -> None:
     assert at[88] == 1  # still loading: never idle
     assert at[116] == 1  # ready for 26 s
     assert at[124] == 0  # ready and idle for 30 s
+
+
+def test_the_throughput_cap_never_overrides_the_queue_target_for_requests_being_served() -> None:
+    # A closed loop of clients on one replica: its answers measure its throughput (the engine's queue
+    # is never empty for long), and the arrivals equal them. Then 6 run at a target of 2 per replica:
+    # the throughput says one replica keeps up, the target asks for 3, and the target wins.
+    scaling, fleet, history = (
+        _scaling(maxReplicas=3, targets={"queueDepthPerReplica": 2}),
+        Fleet(1, 1),
+        History(),
+    )
+    for tick in range(10):
+        moderate = Signals(waiting=1, running=2, gateway_in_flight=3, arrivals=8)
+        history = decide(scaling, fleet, moderate, history, tick * TICK).history
+    busy = Signals(waiting=1, running=6, gateway_in_flight=7, arrivals=8)
+    assert decide(scaling, fleet, busy, history, 10 * TICK).replicas == 3
