@@ -1,5 +1,5 @@
-"""`modelplex up` with spec.scaling on the real engine: to zero when idle, back for a held request,
-a second engine under a sustained burst, and down again when it ends."""
+"""`modelplex up` with spec.scaling on the real engine: to zero when idle, and back for a request that
+arrives then, which is held by the gateway and answered once the engine is up."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(1200)  # engine starts on 2 shared cores, three
 MODELPLEX = str(Path(sys.executable).parent / "modelplex")
 EXAMPLE = Path(modelplex.__file__).parent / "deploy" / "examples" / "local-smollm2.yaml"
 START_BUDGET_SECONDS = 900.0
-IDLE_SECONDS = 30  # longer than the scale-down windows below, so 2 -> 1 shows before 1 -> 0
+IDLE_SECONDS = 30
 FAST = {
     "MODELPLEX_AUTOSCALER_INTERVAL_SECONDS": "1",
     "MODELPLEX_AUTOSCALER_STABLE_WINDOW_SECONDS": "6",
@@ -106,34 +106,3 @@ def test_idle_leaves_no_engine_and_a_request_then_is_answered_once_one_is_up(sta
     assert [group for group in groups if group_members(group)] == []  # no engine process is left
     assert _chat(stack, max_tokens=8)  # held by the gateway while an engine starts, then answered
     assert stack.replicas() == 1  # one write for the request, not one per reading
-
-
-def test_a_sustained_burst_brings_a_second_engine_and_its_end_takes_it_away(stack: Stack) -> None:
-    stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def keep_asking() -> None:
-        while not stop.is_set():
-            try:
-                _chat(stack, max_tokens=64)
-            except Exception as error:  # any failed request fails the test below
-                failures.append(error)
-                return
-
-    askers = [threading.Thread(target=keep_asking, daemon=True) for _ in range(6)]
-    for asker in askers:
-        asker.start()
-    try:
-        eventually(
-            lambda: stack.ready_workers() == 2,
-            timeout=START_BUDGET_SECONDS,
-            interval=2,
-            what="a second engine for 6 concurrent requests at a target of 2 per replica",
-        )
-    finally:
-        stop.set()
-        for asker in askers:
-            asker.join(timeout=600)
-    assert failures == []
-    eventually(lambda: stack.replicas() == 1, timeout=90, what="back to one engine once the burst ended")
-    eventually(lambda: stack.replicas() == 0, timeout=IDLE_SECONDS + 60, what="and to zero when idle")
