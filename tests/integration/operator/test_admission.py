@@ -132,5 +132,5 @@ def test_short_name_and_printer_columns(kit: Any, namespace: str) -> None:
     result = kit.kubectl("get", "md", "-n", namespace)
     assert result.returncode == 0, result.stderr
     header = result.stdout.splitlines()[0].split()
-    assert header[:6] == ["NAME", "MODEL", "REPLICAS", "READY", "GPUS", "STATUS"]
+    assert header[:7] == ["NAME", "MODEL", "REPLICAS", "READY", "AUTOSCALED", "GPUS", "STATUS"]
     assert header[-1] == "AGE"
