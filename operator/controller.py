@@ -94,7 +94,7 @@ class Controller:
         except ValidationError as error:
             await self._refuse(key, body, field_errors(error))
             return
-        verdict = check_fit(md.spec)
+        verdict = check_fit(md.spec, self.store.gpu_nodes())
         wanted = desired(md, self.settings, verdict)
         actions = plan(wanted, self.store.children_of(key), md.metadata.uid)
         result = await self.applier.execute(md, actions)

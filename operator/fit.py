@@ -5,15 +5,20 @@ of one full-length sequence (2 x layers x kvHeads x headDim x maxModelLen x KV b
 GPU memory x gpuMemoryUtilization x GPUs per replica. This is a lower bound on what vLLM needs
 (activations, CUDA graphs and LoRA/draft weights come on top), so "does not fit" is certain while
 "fits" is likely. Unknown facts skip the check (or its KV part) and the verdict says which.
+
+GPU memory is resources.gpuMemory when declared, else read from the nodes a replica could be
+scheduled on (gpus.py: GPU Feature Discovery's labels); the verdict says where the figure came from.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from modelplex.crds.spec import ModelDeploymentSpec
+from modelplex.operator.gpus import GpuMemory, NodeGpus, gpu_memory
 
 GIB = 1024**3
 # Bytes per parameter of the stored weights; None: varies per checkpoint, so the check is skipped.
@@ -90,26 +95,33 @@ def kv_bytes_per_token(spec: ModelDeploymentSpec) -> int | None:
 def _unknown(spec: ModelDeploymentSpec) -> str | None:
     if spec.model.parameter_count is None:
         return "model.parameterCount is not declared"
-    if spec.resources.gpu_memory is None:
-        return "resources.gpuMemory is not declared"
     if weight_bytes_per_parameter(spec) is None:
         return f"bytes per parameter vary for quantization {spec.engine.quantization}"
     return None
 
 
-def check_fit(spec: ModelDeploymentSpec) -> FitVerdict:
-    """The verdict for one replica of `spec`."""
+def per_gpu_memory(spec: ModelDeploymentSpec, nodes: Iterable[NodeGpus]) -> GpuMemory | str:
+    """Declared, else from the nodes (see gpus.gpu_memory); a str says what is missing."""
+    if spec.resources.gpu_memory is not None:
+        return GpuMemory(
+            quantity_bytes(spec.resources.gpu_memory), "GPU memory declared in resources.gpuMemory"
+        )
+    return gpu_memory(spec, nodes)
+
+
+def check_fit(spec: ModelDeploymentSpec, nodes: Iterable[NodeGpus] = ()) -> FitVerdict:
+    """The verdict for one replica of `spec`; `nodes` is the operator's view of the GPU nodes."""
     missing = _unknown(spec)
-    if missing:
-        return FitVerdict(None, f"GPU memory check skipped: {missing}")
+    memory = per_gpu_memory(spec, nodes) if missing is None else missing
+    if isinstance(memory, str):
+        return FitVerdict(None, f"GPU memory check skipped: {memory}")
     assert spec.model.parameter_count is not None
-    assert spec.resources.gpu_memory is not None
     per_parameter = weight_bytes_per_parameter(spec) or 0.0
     weights = int(spec.model.parameter_count * per_parameter)
     per_token, length = kv_bytes_per_token(spec), spec.engine.max_model_len
     kv = per_token * length if per_token is not None and length is not None else 0
     gpus, utilization = spec.parallelism.gpus, spec.engine.gpu_memory_utilization
-    per_gpu = quantity_bytes(spec.resources.gpu_memory)
+    per_gpu = memory.bytes
     usable = int(per_gpu * utilization * gpus)
     needed = weights + kv
     billions = spec.model.parameter_count / 1e9
@@ -118,7 +130,7 @@ def check_fit(spec: ModelDeploymentSpec) -> FitVerdict:
         parts += f" + KV cache {gib(kv)} for one {length}-token sequence"
     else:
         parts += " (KV cache not counted: needs model.layers, kvHeads, headDim and engine.maxModelLen)"
-    budget = f"{gpus} GPU x {gib(per_gpu)} x {utilization:g} = {gib(usable)} usable"
+    budget = f"{gpus} GPU x {gib(per_gpu)} x {utilization:g} = {gib(usable)} usable ({memory.source})"
     if needed > usable:
         return FitVerdict(False, f"needs {gib(needed)} ({parts}) but has {budget}", needed, usable)
     return FitVerdict(True, f"fits: needs {gib(needed)} ({parts}) of {budget}", needed, usable)

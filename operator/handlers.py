@@ -3,6 +3,11 @@
 Handlers return nothing: kopf would write a return value into the object's status. They are
 coroutines because kopf runs plain functions in a thread pool, and the Store and the work queue
 belong to the event loop.
+
+Nodes are read by a kopf index handler: kopf holds every other handler until the initial listing
+of all indexed resources is done, so no ModelDeployment is reconciled before the operator knows
+the GPU nodes (else a model too big for them would get a workload at start-up, removed a moment
+later). Index handlers are not called for deletions; an event handler takes those.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import kopf
 from modelplex.crds import labels
 from modelplex.kube.credentials import KubeCredentials
 from modelplex.operator.controller import Controller
+from modelplex.operator.gpus import node_gpus
 
 # (group, version, plural, apiVersion, kind) of every child kind the operator watches.
 CHILD_RESOURCES = (
@@ -93,5 +99,16 @@ def build_registry(
         key = store.drop_pod(body) if event.get("type") == "DELETED" else store.put_pod(body)
         if key is not None:
             controller.queue.add(key)
+
+    @kopf.index("", "v1", "nodes", registry=registry)
+    async def gpu_node(body: kopf.Body, **_: Any) -> None:
+        for key in controller.store.put_node(body["metadata"]["name"], node_gpus(body)):
+            controller.queue.add(key)
+
+    @kopf.on.event("", "v1", "nodes", registry=registry)  # type: ignore[arg-type]
+    async def node_event(event: dict[str, Any], **_: Any) -> None:
+        if event.get("type") == "DELETED":
+            for key in controller.store.put_node(event["object"]["metadata"]["name"], None):
+                controller.queue.add(key)
 
     return registry

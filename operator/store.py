@@ -1,4 +1,5 @@
-"""The operator's view of the cluster, fed by watch events: ModelDeployments, their children, pods.
+"""The operator's view of the cluster, fed by watch events: ModelDeployments, their children, pods,
+and the GPU nodes (gpus.NodeGpus: name, labels, allocatable extended resources; for the fit check).
 
 Bodies are kept without managedFields (most of an object's size) and as compact JSON, decoded when a
 reconcile reads them: as Python objects they take about eight times the space, which at a thousand
@@ -12,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from modelplex.crds import labels
+from modelplex.operator.gpus import NodeGpus, Placement, body_placement
 from modelplex.operator.plan import ChildKey
 from modelplex.operator.status import PodState
 
@@ -71,6 +73,10 @@ class Store:
         self._generations: dict[Key, int] = {}
         self._children: dict[Key, dict[ChildKey, bytes]] = defaultdict(dict)
         self._pods: dict[Key, dict[str, PodState]] = defaultdict(dict)
+        self._nodes: dict[str, NodeGpus] = {}
+        self._node_view: tuple[NodeGpus, ...] = ()
+        # ModelDeployments whose verdict reads the nodes (no resources.gpuMemory), and which nodes.
+        self._node_readers: dict[Key, Placement] = {}
 
     def deployment_keys(self) -> list[Key]:
         return list(self._deployments)
@@ -89,11 +95,33 @@ class Store:
         previous = self._generations.get(key)
         self._generations[key] = generation
         self._deployments[key] = _packed(body)
+        if (reads := body_placement(body)) is not None:
+            self._node_readers[key] = reads
+        else:
+            self._node_readers.pop(key, None)
         return previous != generation
 
     def drop_deployment(self, key: Key) -> None:
         self._deployments.pop(key, None)
         self._generations.pop(key, None)
+        self._node_readers.pop(key, None)
+
+    def put_node(self, name: str, node: NodeGpus | None) -> list[Key]:
+        """Keeps `node` (None: it offers no GPUs, or is gone); the ModelDeployments it may matter to
+        when it changed what the fit check reads, else none (a status heartbeat changes nothing)."""
+        previous = self._nodes.get(name)
+        if node == previous:
+            return []
+        if node is None:
+            del self._nodes[name]
+        else:
+            self._nodes[name] = node
+        self._node_view = tuple(self._nodes.values())
+        touched = [n for n in (previous, node) if n is not None]
+        return [key for key, reads in self._node_readers.items() if any(reads.admits(n) for n in touched)]
+
+    def gpu_nodes(self) -> tuple[NodeGpus, ...]:
+        return self._node_view
 
     def put_child(self, body: Manifest) -> Key | None:
         key = owner_key(body)

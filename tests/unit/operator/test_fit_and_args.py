@@ -50,7 +50,9 @@ def test_does_not_fit_on_too_few_gpus_and_says_by_how_much() -> None:
     verdict = check_fit(_spec(parallelism={"tensor": 1}))
     assert verdict.fits is False
     assert verdict.message.startswith("needs 140.4 GiB")
-    assert "1 GPU x 80.0 GiB x 0.9 = 72.0 GiB usable" in verdict.message
+    assert "1 GPU x 80.0 GiB x 0.9 = 72.0 GiB usable (GPU memory declared in resources.gpuMemory)" in (
+        verdict.message
+    )
 
 
 def test_quantization_and_fp8_kv_shrink_the_need() -> None:
@@ -64,7 +66,10 @@ def test_quantization_and_fp8_kv_shrink_the_need() -> None:
     ("overrides", "why"),
     [
         ({"model": {"parameterCount": None}}, "model.parameterCount is not declared"),
-        ({"resources": {"gpuMemory": None}}, "resources.gpuMemory is not declared"),
+        (
+            {"resources": {"gpuMemory": None}},
+            "resources.gpuMemory is not declared and no node has 4 allocatable nvidia.com/gpu",
+        ),
         ({"engine": {"quantization": "gguf"}}, "bytes per parameter vary for quantization gguf"),
     ],
 )

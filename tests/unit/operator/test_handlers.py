@@ -29,7 +29,8 @@ def _handler(registry: Any, plural: str) -> Any:
 def test_every_handler_is_a_coroutine_so_kopf_does_not_run_it_in_a_thread() -> None:
     _, registry = _registry()
     handlers = [*registry._watching.get_all_handlers(), *registry._activities.get_all_handlers()]
-    assert len(handlers) == 8  # login, ModelDeployments, five child kinds, pods
+    handlers += registry._indexing.get_all_handlers()
+    assert len(handlers) == 10  # login, ModelDeployments, five child kinds, pods, nodes (event, index)
     assert all(inspect.iscoroutinefunction(handler.fn) for handler in handlers)
 
 
