@@ -38,7 +38,6 @@ from modelplex.operator.store import Key, Store
 
 log = logging.getLogger(__name__)
 Manifest = dict[str, Any]
-WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 
 
 class Controller:
@@ -104,7 +103,7 @@ class Controller:
             self.store.forget_child(key, (gone.kind, gone.name))
         if (event := result.event()) is not None:
             await self.applier.event(md.metadata, event)
-        observed = Observed(self._workload(key), self.store.pods_of(key), result.error)
+        observed = Observed(self.store.workload_of(key), self.store.pods_of(key), result.error)
         given = StatusInput(
             md=md,
             verdict=verdict,
@@ -129,12 +128,10 @@ class Controller:
             "Refused invalid ModelDeployment namespace=%s name=%s problems=%s", *key, "; ".join(problems)
         )
         previous = read_status(body)
-        status = invalid_status(problems, meta.generation, self._workload(key), previous, now_rfc3339())
+        status = invalid_status(
+            problems, meta.generation, self.store.workload_of(key), previous, now_rfc3339()
+        )
         await self._write_status(meta, previous, status)
-
-    def _workload(self, key: Key) -> Manifest | None:
-        children = self.store.children_of(key)
-        return next((body for (kind, _), body in children.items() if kind in WORKLOAD_KINDS), None)
 
     async def _write_status(
         self, meta: ObjectMeta, previous: ModelDeploymentStatus, status: ModelDeploymentStatus

@@ -22,6 +22,9 @@ Key = tuple[str, str]  # (namespace, ModelDeployment name)
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
+WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
+
+
 def trimmed(body: Manifest) -> Manifest:
     metadata = dict(body.get("metadata", {}))
     metadata.pop("managedFields", None)
@@ -157,6 +160,12 @@ class Store:
 
     def children_of(self, key: Key) -> dict[ChildKey, Manifest]:
         return {child: json.loads(packed) for child, packed in self._children.get(key, {}).items()}
+
+    def workload_of(self, key: Key) -> Manifest | None:
+        """The Deployment or LeaderWorkerSet that runs the replicas, decoded alone."""
+        children = self._children.get(key, {})
+        packed = next((body for (kind, _), body in children.items() if kind in WORKLOAD_KINDS), None)
+        return json.loads(packed) if packed is not None else None
 
     def pods_of(self, key: Key) -> tuple[PodState, ...]:
         return tuple(self._pods.get(key, {}).values())

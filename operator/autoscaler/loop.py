@@ -35,7 +35,6 @@ from modelplex.operator.status import PodState, Transition, counts
 from modelplex.operator.store import Key, Store
 
 log = logging.getLogger(__name__)
-WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 
 
 class GatewayEndpoints:
@@ -112,6 +111,8 @@ class Autoscaler:
         body = self.store.deployment(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
+        if not (body.get("spec") or {}).get("scaling"):
+            return None  # most ModelDeployments: no need to validate the whole body every interval
         try:
             md = ModelDeployment.from_body(body)
         except ValidationError:
@@ -139,9 +140,7 @@ class Autoscaler:
             self.on_view_change(key)
 
     def _fleet(self, key: Key, md: ModelDeployment, pods: tuple[PodState, ...]) -> Fleet:
-        children = self.store.children_of(key)
-        workload = next((body for (kind, _), body in children.items() if kind in WORKLOAD_KINDS), None)
-        seen = counts(workload)
+        seen = counts(self.store.workload_of(key))
         pending = sum(1 for pod in pods if pod.serving and pod.unschedulable)
         return Fleet(replicas=md.spec.replicas, ready=seen.ready, unschedulable=pending)
 
