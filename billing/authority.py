@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelplex.billing.cache import TtlCache
-from modelplex.billing.contracts import BudgetStatus, Principal
+from modelplex.billing.contracts import BudgetStatus, Principal, TokenPrice
 from modelplex.billing.key_material import key_hash, looks_like_key
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import utcnow
+from modelplex.billing.price_history import current_price
 from modelplex.billing.statements import budget_status
 from modelplex.billing.tables import ApiKey, Plan, Tenant
 from modelplex.billing.tenants import plan_limits
@@ -37,6 +38,7 @@ class LedgerKeyAuthority:
         self._ledger = ledger
         self._keys: TtlCache[str, _Found | None] = TtlCache(ttl, clock=clock)
         self._budgets: TtlCache[str, BudgetStatus] = TtlCache(ttl, clock=clock)
+        self._prices: TtlCache[str, TokenPrice | None] = TtlCache(ttl, clock=clock)
 
     async def authenticate(self, api_key: str) -> Principal | None:
         if not looks_like_key(api_key):
@@ -95,7 +97,32 @@ class LedgerKeyAuthority:
         self._budgets.put(tenant_id, status)
         return status
 
+    async def price(self, model: str) -> TokenPrice | None:
+        fresh, price = self._prices.get(model)
+        if fresh:
+            return price
+        try:
+            record = await current_price(self._ledger, model)
+        except UNREACHABLE:
+            known, price = self._prices.last(model)
+            if not known:
+                raise
+            return price
+        price = (
+            None
+            if record is None
+            else TokenPrice(
+                currency=record.currency,
+                input_per_1m=record.input_per_1m,
+                cached_input_per_1m=record.cached_input_per_1m,
+                output_per_1m=record.output_per_1m,
+            )
+        )
+        self._prices.put(model, price)
+        return price
+
     def forget(self) -> None:
         """Drop every cached answer (after a change made in this process)."""
         self._keys.clear()
         self._budgets.clear()
+        self._prices.clear()

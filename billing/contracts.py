@@ -36,6 +36,7 @@ class PlanLimits(Frozen):
     concurrent_requests: int | None = None
     monthly_token_budget: int | None = None
     monthly_spend_budget: Decimal | None = None
+    currency: str = "USD"  # of the spend budget; usage priced in another currency does not count
     allowed_models: frozenset[str] | None = None  # None: every model the deployment's access allows
 
 
@@ -62,6 +63,15 @@ class BudgetStatus(Frozen):
         return (self.tokens_remaining is not None and self.tokens_remaining <= 0) or (
             self.spend_remaining is not None and self.spend_remaining <= 0
         )
+
+
+class TokenPrice(Frozen):
+    """A model's price in force now, per 1M tokens (what budget reservations are priced at)."""
+
+    currency: str
+    input_per_1m: Decimal
+    cached_input_per_1m: Decimal
+    output_per_1m: Decimal
 
 
 class UsageEvent(Frozen):
@@ -91,6 +101,10 @@ class KeyAuthority(Protocol):
         ...
 
     async def budget(self, tenant_id: str) -> BudgetStatus: ...
+
+    async def price(self, model: str) -> TokenPrice | None:
+        """The model's price in force now; None when it has none."""
+        ...
 
 
 class UsageSink(Protocol):

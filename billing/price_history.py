@@ -155,3 +155,9 @@ async def list_prices(ledger: Ledger, model: str | None = None) -> list[PriceRec
     if model is not None and not records:
         raise NotFound(f"no prices are recorded for model {model!r}", param="model")
     return records
+
+
+async def current_price(ledger: Ledger, model: str) -> PriceRecord | None:
+    """The price of `model` in force now; None when it has none."""
+    async with ledger.sessions() as session:
+        return PriceBook(await _load(session, [model])).in_force(model, utcnow())

@@ -88,6 +88,7 @@ def plan_limits(row: Plan | None) -> PlanLimits:
         concurrent_requests=row.concurrent_requests,
         monthly_token_budget=row.monthly_token_budget,
         monthly_spend_budget=row.monthly_spend_budget,
+        currency=row.currency,
         allowed_models=allowed,
     )
 

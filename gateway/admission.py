@@ -1,15 +1,19 @@
-"""Who may do what: API key, tenant state, model access, monthly budget, rate limits."""
+"""Who may do what: API key, tenant state, model access, rate limits (budgets: gateway.budgets)."""
 
 from __future__ import annotations
 
 import logging
-import time
-from datetime import UTC, datetime
 
-from modelplex.billing.contracts import BudgetStatus, KeyAuthority, Principal
+from modelplex.billing.contracts import KeyAuthority, Principal
 from modelplex.gateway.asgi import Scope, header
 from modelplex.gateway.discovery.base import ModelSpec
-from modelplex.gateway.errors import budget_exhausted, forbidden, model_not_found, rate_limited, unauthorized
+from modelplex.gateway.errors import (
+    forbidden,
+    ledger_unreachable,
+    model_not_found,
+    rate_limited,
+    unauthorized,
+)
 from modelplex.gateway.limits.base import Limiter, LimitExceeded, Ticket
 from modelplex.gateway.pool import Pool
 
@@ -33,20 +37,20 @@ def may_use(principal: Principal, spec: ModelSpec) -> bool:
 
 
 class Admission:
-    def __init__(
-        self, authority: KeyAuthority, limiter: Limiter, pool: Pool, budget_cache_seconds: float
-    ) -> None:
+    def __init__(self, authority: KeyAuthority, limiter: Limiter, pool: Pool) -> None:
         self._authority = authority
         self._limiter = limiter
         self._pool = pool
-        self._budget_ttl = budget_cache_seconds
-        self._budgets: dict[str, tuple[float, BudgetStatus]] = {}
 
     async def authenticate(self, scope: Scope) -> Principal:
         key = bearer_key(scope)
         if key is None:
             raise unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-        principal = await self._authority.authenticate(key)
+        try:
+            principal = await self._authority.authenticate(key)
+        except Exception as exc:  # the ledger is down and this key was never seen: it cannot be checked
+            log.error("Failed checking an API key error=%s", type(exc).__name__)
+            raise ledger_unreachable("check the API key") from None
         if principal is None:
             raise unauthorized("Invalid or revoked API key.")
         if principal.tenant_suspended:
@@ -60,18 +64,6 @@ class Admission:
         if not may_use(principal, spec):
             raise forbidden(f"The tenant may not use the model '{model}'.", "model_not_allowed")
         return spec
-
-    async def check_budget(self, principal: Principal) -> None:
-        limits = principal.limits
-        if limits.monthly_token_budget is None and limits.monthly_spend_budget is None:
-            return
-        now = time.monotonic()
-        cached = self._budgets.get(principal.tenant_id)
-        if cached is None or now - cached[0] > self._budget_ttl:
-            cached = (now, await self._authority.budget(principal.tenant_id))
-            self._budgets[principal.tenant_id] = cached
-        if cached[1].exhausted:
-            raise budget_exhausted(seconds_to_next_month())
 
     async def admit(self, principal: Principal, request_id: str, estimated_tokens: int) -> Ticket:
         tenant = principal.tenant_id
@@ -90,14 +82,3 @@ class Admission:
             await self._limiter.settle(ticket, actual_tokens)
         except Exception as exc:
             log.error("Failed settling limits tenant=%s error=%s", ticket.tenant_id, type(exc).__name__)
-
-
-def seconds_to_next_month(now: datetime | None = None) -> float:
-    now = now or datetime.now(UTC)
-    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (
-        first.replace(year=first.year + 1, month=1)
-        if first.month == 12
-        else first.replace(month=first.month + 1)
-    )
-    return (following - now).total_seconds()

@@ -19,6 +19,11 @@ from modelplex.gateway.asgi import (
     send_bytes,
     send_error,
 )
+from modelplex.gateway.budgets.fallback import FallbackBudgets
+from modelplex.gateway.budgets.keeper import BudgetKeeper
+from modelplex.gateway.budgets.memory import MemoryBudgets
+from modelplex.gateway.budgets.reservations import Reservations
+from modelplex.gateway.budgets.shared import RedisBudgets
 from modelplex.gateway.discovery.base import DiscoverySource
 from modelplex.gateway.errors import GatewayError, draining, method_not_allowed, not_found
 from modelplex.gateway.inference import Kind, parse
@@ -67,9 +72,17 @@ class Gateway:
         limiter = limiter or _limiter(settings)
         if isinstance(limiter, FallbackLimiter):
             self.metrics.watch_limits(lambda: limiter.degraded)
-        self.admission = Admission(authority, limiter, self.pool, settings.budget_cache_seconds)
+        self.admission = Admission(authority, limiter, self.pool)
+        keeper = _budget_keeper(settings)
+        self.reservations = Reservations(
+            authority,
+            keeper,
+            settings.budget_cache_seconds,
+            settings.default_context_tokens,
+            settings.prompt_overhead_tokens,
+        )
         self.lifespan = Lifespan(
-            settings, self.pool, self.journal, sink, discovery, limiter, self.metrics, services
+            settings, self.pool, self.journal, sink, discovery, (limiter, keeper), self.metrics, services
         )
         self._admin = admin
         self._routes: dict[str, App] = {
@@ -119,16 +132,19 @@ class Gateway:
             )
             spec = self.admission.model(principal, request.model)
             model = spec.name
-            await self.admission.check_budget(principal)
             request_id = uuid.uuid4().hex
-            ticket = await self.admission.admit(principal, request_id, request.estimated_prompt_tokens)
             meter = Meter(request_id, principal, model, spec.deployment_name)
-            session = header(scope, b"x-session-id")
-            route = RouteRequest(model, request.prefix, session.decode("latin-1") if session else None)
+            hold = await self.reservations.reserve(principal, request, spec, request_id)
             try:
-                status = await self.lifespan.proxy.serve(request, route, meter, send, receive)
+                ticket = await self.admission.admit(principal, request_id, request.estimated_prompt_tokens)
+                session = header(scope, b"x-session-id")
+                route = RouteRequest(model, request.prefix, session.decode("latin-1") if session else None)
+                try:
+                    status = await self.lifespan.proxy.serve(request, route, meter, send, receive)
+                finally:
+                    await self.admission.settle(ticket, _limit_tokens(meter, ticket.estimated_tokens))
             finally:
-                await self.admission.settle(ticket, _limit_tokens(meter, ticket.estimated_tokens))
+                await self.reservations.settle(hold, principal, model, meter.usage)
         except GatewayError as exc:
             status = exc.status
             await send_error(send, exc)
@@ -173,6 +189,15 @@ def _limiter(settings: GatewaySettings) -> Limiter:
         )
         return FallbackLimiter(shared, MemoryLimiter(), settings.redis_retry_seconds)
     return MemoryLimiter()
+
+
+def _budget_keeper(settings: GatewaySettings) -> BudgetKeeper:
+    if settings.redis_url:
+        shared = RedisBudgets(
+            settings.redis_url, settings.concurrency_lease_seconds, settings.redis_timeout_seconds
+        )
+        return FallbackBudgets(shared, MemoryBudgets(), settings.redis_retry_seconds)
+    return MemoryBudgets()
 
 
 def _limit_tokens(meter: Meter, estimate: int) -> int:

@@ -74,16 +74,14 @@ def rate_limited(limit: str, retry_after: float) -> GatewayError:
     )
 
 
-def budget_exhausted(retry_after: float) -> GatewayError:
-    # 429 with OpenAI's own code for an exhausted quota; `x-should-retry: false` stops the official
-    # client from retrying something that only the next month (or a bigger budget) fixes.
-    return GatewayError(
-        429,
-        "The tenant's monthly budget is exhausted.",
-        "insufficient_quota",
-        "insufficient_quota",
-        headers={"retry-after": str(_seconds(retry_after)), "x-should-retry": "false"},
-    )
+def budget_exhausted(message: str, retry_after: float, final: bool) -> GatewayError:
+    # 429 with OpenAI's own code for an exhausted quota. `final`: only the next month (or a bigger
+    # budget) helps, and `x-should-retry: false` stops the official client from retrying; otherwise
+    # requests in flight hold the budget and may give some of it back when they end.
+    headers = {"retry-after": str(_seconds(retry_after))}
+    if final:
+        headers["x-should-retry"] = "false"
+    return GatewayError(429, message, "insufficient_quota", "insufficient_quota", headers=headers)
 
 
 def no_capacity(model: str, retry_after: float) -> GatewayError:
@@ -98,6 +96,16 @@ def no_capacity(model: str, retry_after: float) -> GatewayError:
 
 def upstream_failed(model: str) -> GatewayError:
     return GatewayError(502, f"The model '{model}' failed to answer.", "server_error", "upstream_error")
+
+
+def ledger_unreachable(what: str) -> GatewayError:
+    return GatewayError(
+        503,
+        f"Cannot {what} now: the ledger is unreachable. Try again shortly.",
+        "server_error",
+        "ledger_unavailable",
+        headers={"retry-after": "5"},
+    )
 
 
 def draining() -> GatewayError:

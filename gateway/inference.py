@@ -30,6 +30,12 @@ class InferenceRequest:
     prefix: str  # leading prompt text, hashed by prefix affinity; never logged
     estimated_prompt_tokens: int
     upstream_body: bytes
+    # For budget reservations: bounds, not estimates. Every string in the body is inside `raw`, and a
+    # tokenizer (byte-level BPE, or sentencepiece with byte fallback) never makes more tokens than bytes.
+    body_bytes: int = 0
+    prompts: int = 1  # a completion may carry a list of prompts, each answered separately
+    max_tokens: int | None = None
+    choices: int = 1  # n (or best_of, when larger): sequences generated per prompt
 
 
 def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
@@ -52,6 +58,10 @@ def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
         prefix=text[:prefix_chars],
         estimated_prompt_tokens=max(1, -(-len(text) // CHARS_PER_TOKEN)),
         upstream_body=upstream,
+        body_bytes=len(raw),
+        prompts=_prompt_count(kind, body),
+        max_tokens=_max_tokens(kind, body),
+        choices=max(_positive_int(body, "n") or 1, _positive_int(body, "best_of") or 1),
     )
 
 
@@ -63,6 +73,33 @@ def _load_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     return body
+
+
+def _positive_int(body: dict[str, Any], field: str) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise bad_request(f"'{field}' must be an integer of at least 1.", field)
+    return value
+
+
+def _max_tokens(kind: Kind, body: dict[str, Any]) -> int | None:
+    """The completion length the client allows (the smaller of the two names chat accepts)."""
+    limits = [_positive_int(body, "max_tokens")]
+    if kind is Kind.CHAT:
+        limits.append(_positive_int(body, "max_completion_tokens"))
+    given = [limit for limit in limits if limit is not None]
+    return min(given) if given else None
+
+
+def _prompt_count(kind: Kind, body: dict[str, Any]) -> int:
+    if kind is not Kind.COMPLETION:
+        return 1
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and prompt and not all(isinstance(p, int) for p in prompt):
+        return len(prompt)  # several prompts (strings, or lists of token ids)
+    return 1
 
 
 def _stream_flag(kind: Kind, body: dict[str, Any]) -> bool:

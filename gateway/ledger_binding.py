@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from modelplex.billing.api.app import build_admin_app
 from modelplex.billing.authority import LedgerKeyAuthority
-from modelplex.billing.contracts import BudgetStatus, Principal, UsageEvent
+from modelplex.billing.contracts import BudgetStatus, Principal, TokenPrice, UsageEvent
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.settings import BillingSettings
@@ -61,6 +61,9 @@ class LedgerBinding:
 
     async def budget(self, tenant_id: str) -> BudgetStatus:
         return await self._ledger.authority.budget(tenant_id)
+
+    async def price(self, model: str) -> TokenPrice | None:
+        return await self._ledger.authority.price(model)
 
     async def ingest(self, events: Sequence[UsageEvent]) -> int:
         return await self._ledger.sink.ingest(events)

@@ -17,7 +17,6 @@ from modelplex.gateway.discovery.base import DiscoverySource
 from modelplex.gateway.health import run_prober, run_scraper
 from modelplex.gateway.inflight import InFlightTable
 from modelplex.gateway.journal import Journal
-from modelplex.gateway.limits.base import Limiter
 from modelplex.gateway.metering import Recorder
 from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.gateway.pool import Pool
@@ -30,7 +29,16 @@ log = logging.getLogger(__name__)
 
 FIRST_CATALOG_SECONDS = 10.0
 SHIP_AT_SHUTDOWN_SECONDS = 5.0
+SHIP_AT_START_SECONDS = 5.0
 INFLIGHT_FLUSH_SECONDS = 1.0
+
+
+class Upkeep(Protocol):
+    """A limits or budgets store: background work while serving (lease renewal), closed at the end."""
+
+    async def run(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Service(Protocol):
@@ -49,7 +57,7 @@ class Lifespan:
         journal: Journal,
         sink: UsageSink | None,
         discovery: DiscoverySource,
-        limiter: Limiter,
+        stores: Sequence[Upkeep],
         metrics: GatewayMetrics,
         services: Sequence[Service] = (),
     ) -> None:
@@ -59,7 +67,7 @@ class Lifespan:
         self._inflight = InFlightTable(journal.directory)
         self._sink = sink
         self._discovery = discovery
-        self._limiter = limiter
+        self._stores = stores
         self._metrics = metrics
         self._services = services
         self._started: list[Service] = []
@@ -106,15 +114,16 @@ class Lifespan:
             await service.start()
             self._started.append(service)
         self._journal.open()
-        self._recover()
+        recovered = self._recover()
         self._session = make_session(self._settings)
         recorder = Recorder(self._journal, self._inflight, self._metrics)
         self._proxy = Proxy(self._settings, self._session, self._pool, recorder, self._metrics)
         self._spawn("discovery", lambda: self._discovery.run(self._pool.update))
         self._spawn("inflight-flush", self._flush_inflight)
-        self._spawn("limiter", self._limiter.run)
+        for index, store in enumerate(self._stores):
+            self._spawn(f"store-{index}", store.run)
         if self._sink is not None:
-            self._start_shipper(self._sink)
+            await self._start_shipper(self._sink, recovered)
         self._spawn(
             "prober", lambda: run_prober(self._pool, self._session_(), self._settings.probe_interval_seconds)
         )
@@ -130,8 +139,8 @@ class Lifespan:
         gc.freeze()
         log.info("Started gateway models=%d journal=%s", len(self._pool.models), self._journal.directory)
 
-    def _recover(self) -> None:
-        """Journal the requests a killed process left in flight, then forget them."""
+    def _recover(self) -> int:
+        """Journal the requests a killed process left in flight, then forget them; returns how many."""
         recovered = self._inflight.open()
         for event in recovered:
             self._journal.append(event)
@@ -140,8 +149,9 @@ class Lifespan:
         if recovered:
             tokens = sum(e.prompt_tokens + e.completion_tokens for e in recovered)
             log.warning("Recovered requests cut off by a crash requests=%d tokens=%d", len(recovered), tokens)
+        return len(recovered)
 
-    def _start_shipper(self, sink: UsageSink) -> None:
+    async def _start_shipper(self, sink: UsageSink, recovered: int) -> None:
         shipper = self.shipper = Shipper(
             self._journal,
             sink,
@@ -150,6 +160,10 @@ class Lifespan:
             self._settings.ship_backoff_max_seconds,
         )
         self._metrics.watch_journal(lambda: shipper.backlog, lambda: shipper.shipped)
+        if recovered:
+            # Budgets start from the ledger's reading: ship what the crash cut off before serving, so
+            # that the reading includes it (for at most a few seconds; later it is caught up anyway).
+            await shipper.drain(SHIP_AT_START_SECONDS)
         self._spawn("shipper", shipper.run)
 
     async def _flush_inflight(self) -> None:
@@ -173,7 +187,8 @@ class Lifespan:
         self._journal.close()
         if self._session is not None:
             await self._session.close()
-        await self._limiter.close()
+        for store in self._stores:
+            await store.close()
         for service in reversed(self._started):
             await service.stop()
         log.info("Stopped gateway in_flight=%d", self.in_flight)

@@ -43,6 +43,10 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     prefix_chars: int = Field(default=256, gt=0)  # leading prompt characters hashed for prefix affinity
     budget_cache_seconds: float = Field(default=1.0, ge=0)
+    # Budget reservations: a model's context length when discovery does not know it (spec.engine.
+    # maxModelLen), and the tokens a chat template may add around the request's own text.
+    default_context_tokens: int = Field(default=32768, gt=0)
+    prompt_overhead_tokens: int = Field(default=64, ge=0)
 
     # Upstream.
     connect_timeout_seconds: float = Field(default=5.0, gt=0)

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from modelplex.billing.contracts import BudgetStatus, PlanLimits, Principal
+from modelplex.billing.contracts import BudgetStatus, PlanLimits, Principal, TokenPrice
 
 
 class StaticTenant(BaseModel):
@@ -39,6 +39,7 @@ class StaticKeyAuthority:
         self._tenants: dict[str, StaticTenant] = {}
         self._by_key: dict[str, str] = {}
         self._used: dict[str, tuple[int, Decimal]] = {}
+        self._prices: dict[str, TokenPrice] = {}
         for tenant in tenants:
             self.put(tenant)
 
@@ -52,6 +53,9 @@ class StaticKeyAuthority:
 
     def set_used(self, tenant_id: str, tokens: int, spend: Decimal = Decimal(0)) -> None:
         self._used[tenant_id] = (tokens, spend)
+
+    def set_price(self, model: str, price: TokenPrice) -> None:
+        self._prices[model] = price
 
     async def authenticate(self, api_key: str) -> Principal | None:
         tenant_id = self._by_key.get(api_key)
@@ -76,3 +80,6 @@ class StaticKeyAuthority:
             tokens_remaining=None if token_budget is None else token_budget - tokens,
             spend_remaining=None if spend_budget is None else spend_budget - spend,
         )
+
+    async def price(self, model: str) -> TokenPrice | None:
+        return self._prices.get(model)  # none unless a test sets one: spend budgets count nothing

@@ -53,6 +53,7 @@ def catalog(pool: WorkerPool) -> Catalog:
                 name=template.served_name,
                 deployment=template.deployment,
                 access=template.access,
+                max_model_len=template.context_tokens,
                 endpoints=endpoints,
             )
         )

@@ -6,6 +6,7 @@ cache instead of the Hub (this machine reaches no model hub).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,21 @@ class WorkerTemplate:
             spec, served_name=self.served_name, port=port, host="127.0.0.1", model=str(self.model_dir)
         )
         return [*launcher, *flags]
+
+    @property
+    def context_tokens(self) -> int | None:
+        """The engine's context length: the spec's maxModelLen, else what vLLM takes from the model."""
+        declared = self.manifest.deployment.spec.engine.max_model_len
+        return declared if declared is not None else _model_context(self.model_dir)
+
+
+def _model_context(model_dir: Path) -> int | None:
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _model_dir(source: str, models_dir: Path) -> Path:

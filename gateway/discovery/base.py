@@ -36,6 +36,7 @@ class ModelSpec(_Model):
     access: frozenset[str] = frozenset()  # tenant ids or names; empty: every tenant
     routing: str = DEFAULT_POLICY
     max_in_flight_per_replica: int | None = Field(default=None, gt=0)
+    max_model_len: int | None = Field(default=None, gt=0)  # context length; None: the gateway's default
     endpoints: tuple[EndpointSpec, ...] = ()
 
     @field_validator("routing")

@@ -57,6 +57,7 @@ def build_catalog(deployments: Iterable[Body], slices: Iterable[Body]) -> Built:
             deployment=f"{namespace}/{name}",
             access=frozenset(access_list(body)),
             routing=routing,
+            max_model_len=max_model_len(body),
             endpoints=endpoints.get((namespace, name), ()),
         )
     return Built(Catalog(models=tuple(sorted(models.values(), key=lambda m: m.name))), tuple(problems))
@@ -70,6 +71,11 @@ def _namespace_name(body: Body) -> tuple[str, str]:
 def _age(body: Body) -> tuple[str, str, str]:
     namespace, name = _namespace_name(body)
     return str((body.get("metadata") or {}).get("creationTimestamp", "")), namespace, name
+
+
+def max_model_len(body: Body) -> int | None:
+    value = ((body.get("spec") or {}).get("engine") or {}).get("maxModelLen")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def served_name(body: Body) -> str:

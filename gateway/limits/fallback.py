@@ -7,14 +7,12 @@ tries Redis again after `retry_seconds`. A request is settled where it was admit
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
 from modelplex.billing.contracts import PlanLimits
 from modelplex.gateway.limits.base import Limiter, LimitExceeded, Ticket
-
-log = logging.getLogger(__name__)
+from modelplex.gateway.limits.outage import Outage
 
 
 class FallbackLimiter:
@@ -27,28 +25,26 @@ class FallbackLimiter:
     ) -> None:
         self._shared = shared
         self._local = local
-        self._retry_seconds = retry_seconds
-        self._clock = clock
-        self._shared_down_until: float | None = None  # None: the shared store is in use
+        self._outage = Outage("limits", retry_seconds, clock)
         self._admitted_locally: set[str] = set()
 
     @property
     def degraded(self) -> bool:
-        return self._shared_down_until is not None
+        return self._outage.degraded
 
     async def admit(
         self, tenant_id: str, request_id: str, limits: PlanLimits, estimated_tokens: int
     ) -> Ticket:
-        if self._shared_down_until is None or self._clock() >= self._shared_down_until:
+        if self._outage.should_try():
             try:
                 ticket = await self._shared.admit(tenant_id, request_id, limits, estimated_tokens)
             except LimitExceeded:
-                self._recovered()
+                self._outage.recovered()
                 raise
             except Exception as exc:
-                self._failed(exc)
+                self._outage.failed(exc)
             else:
-                self._recovered()
+                self._outage.recovered()
                 return ticket
         ticket = await self._local.admit(tenant_id, request_id, limits, estimated_tokens)
         self._admitted_locally.add(request_id)
@@ -67,17 +63,3 @@ class FallbackLimiter:
     async def close(self) -> None:
         await self._shared.close()
         await self._local.close()
-
-    def _failed(self, error: Exception) -> None:
-        if self._shared_down_until is None:
-            log.error(
-                "Failed reaching shared limits error=%s; enforcing this replica's own limits, retry_in=%.0fs",
-                type(error).__name__,
-                self._retry_seconds,
-            )
-        self._shared_down_until = self._clock() + self._retry_seconds
-
-    def _recovered(self) -> None:
-        if self._shared_down_until is not None:
-            log.warning("Reconnected to shared limits")
-            self._shared_down_until = None
