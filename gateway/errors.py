@@ -94,6 +94,20 @@ def no_capacity(model: str, retry_after: float) -> GatewayError:
     )
 
 
+def engine_error(error: object) -> GatewayError:
+    """An error the engine reported inside a stream, in the OpenAI shape; its status when it gave one."""
+    fields = error if isinstance(error, dict) else {}
+    code = fields.get("code")
+    status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+    message, kind = fields.get("message"), fields.get("type")
+    return GatewayError(
+        status,
+        message if isinstance(message, str) else "The model failed to answer.",
+        kind if isinstance(kind, str) else "server_error",
+        "upstream_error",
+    )
+
+
 def upstream_failed(model: str) -> GatewayError:
     return GatewayError(502, f"The model '{model}' failed to answer.", "server_error", "upstream_error")
 

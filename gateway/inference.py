@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from modelplex.gateway.assembly import assemblable
 from modelplex.gateway.errors import bad_request
 
 # The gateway always asks the engine for usage on streams; the client gets only what it asked for.
@@ -24,7 +25,7 @@ class Kind(enum.StrEnum):
 class InferenceRequest:
     kind: Kind
     model: str
-    stream: bool
+    stream: bool  # the client asked for a stream
     client_include_usage: bool
     client_continuous_usage: bool
     prefix: str  # leading prompt text, hashed by prefix affinity; never logged
@@ -36,6 +37,11 @@ class InferenceRequest:
     prompts: int = 1  # a completion may carry a list of prompts, each answered separately
     max_tokens: int | None = None
     choices: int = 1  # n (or best_of, when larger): sequences generated per prompt
+    assembled: bool = False  # not streamed to the client, but streamed from the engine (gateway.assembly)
+
+    @property
+    def upstream_streams(self) -> bool:
+        return self.stream or self.assembled
 
 
 def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
@@ -47,8 +53,9 @@ def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
     options = _stream_options(body, stream)
     text = _prompt_text(kind, body)
     upstream = raw
-    if stream:
-        upstream = json.dumps({**body, "stream_options": UPSTREAM_STREAM_OPTIONS}).encode()
+    assembled = not stream and kind is not Kind.EMBEDDING and assemblable(body)
+    if stream or assembled:
+        upstream = json.dumps({**body, "stream": True, "stream_options": UPSTREAM_STREAM_OPTIONS}).encode()
     return InferenceRequest(
         kind=kind,
         model=model,
@@ -62,6 +69,7 @@ def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
         prompts=_prompt_count(kind, body),
         max_tokens=_max_tokens(kind, body),
         choices=max(_positive_int(body, "n") or 1, _positive_int(body, "best_of") or 1),
+        assembled=assembled,
     )
 
 

@@ -23,19 +23,23 @@ from modelplex.gateway.asgi import (
     end_stream,
     send_bytes,
     send_chunk,
+    send_error,
     start_stream,
 )
-from modelplex.gateway.errors import upstream_failed
-from modelplex.gateway.inference import InferenceRequest
+from modelplex.gateway.assembly import Assembler
+from modelplex.gateway.errors import GatewayError, engine_error, upstream_failed
+from modelplex.gateway.inference import InferenceRequest, Kind
 from modelplex.gateway.metering import Meter, Recorder
 from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.gateway.pool import Lease, Pool
 from modelplex.gateway.routing.base import RouteRequest
 from modelplex.gateway.settings import GatewaySettings
-from modelplex.gateway.sse import EventSplitter, StreamFilter
+from modelplex.gateway.sse import DONE, EventSplitter, StreamFilter, event_data
 from modelplex.gateway.upstream import Answer, AttemptFailed, call
 
 log = logging.getLogger(__name__)
+
+JSON = b"application/json"
 
 STREAM_ERROR = (
     b'data: {"error":{"message":"The model failed mid-stream.","type":"server_error",'
@@ -72,6 +76,8 @@ class Proxy:
             if answer.stream is None:
                 watch.stop()
                 return await self._whole(meter, lease, answer, send)
+            if request.assembled:
+                return await self._assemble(request, meter, lease, answer, send, watch)
             return await self._relay(request, meter, lease, answer, send, watch)
         except asyncio.CancelledError:
             if not watch.left:
@@ -181,6 +187,78 @@ class Proxy:
             self._pool.release(lease, _replica_failed(outcome))
             self._recorder.record(meter, outcome)
         return 200
+
+    async def _assemble(
+        self,
+        request: InferenceRequest,
+        meter: Meter,
+        lease: Lease,
+        answer: Answer,
+        send: Send,
+        watch: ClientWatch,
+    ) -> int:
+        """Read the engine's stream to its end, then answer with the whole JSON. A client leaving
+        meanwhile cancels this task: the stream is closed and what it reported so far is billed."""
+        assembler = Assembler(chat=request.kind is Kind.CHAT)
+        outcome, error = Outcome.ABORTED, None  # unless the stream ends first: the client left
+        try:
+            outcome, error = await self._collect(answer, assembler, meter)
+            watch.stop()
+        finally:
+            assert answer.stream is not None
+            answer.stream.close()  # a closed connection is how the engine learns to stop generating
+            refused = error is not None and error.status < 500  # the request's fault, not the replica's
+            self._pool.release(lease, _replica_failed(outcome) and not refused)
+        headers = {"x-request-id": meter.request_id}
+        try:
+            if outcome is Outcome.COMPLETED:
+                await send_bytes(send, 200, assembler.render(), JSON, headers)
+                return 200
+            failure = error or upstream_failed(request.model)
+            await send_error(send, failure)
+            return failure.status
+        finally:
+            self._recorder.record(meter, outcome)
+
+    async def _collect(
+        self, answer: Answer, assembler: Assembler, meter: Meter
+    ) -> tuple[Outcome, GatewayError | None]:
+        """Feed every chunk to the assembler; COMPLETED once `[DONE]` came, FAILED otherwise."""
+        assert answer.stream is not None
+        content = answer.stream.content
+        splitter = EventSplitter()
+        loop = asyncio.get_running_loop()
+        idle = self._settings.idle_stream_timeout_seconds
+        chunk = answer.body
+        try:
+            async with asyncio.timeout_at(loop.time() + idle) as timer:
+                while chunk:
+                    for event in splitter.feed(chunk):
+                        payload = event_data(event)
+                        if payload == DONE:
+                            return Outcome.COMPLETED, None
+                        if payload and (error := self._take(payload, assembler, meter)) is not None:
+                            return Outcome.FAILED, error
+                    timer.reschedule(loop.time() + idle)
+                    chunk = await content.readany()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Failed upstream stream replica=%s error=%s", meter.replica, type(exc).__name__)
+        return Outcome.FAILED, None
+
+    def _take(self, payload: bytes, assembler: Assembler, meter: Meter) -> GatewayError | None:
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            return None
+        if not isinstance(chunk, dict):
+            return None
+        if "error" in chunk:
+            return engine_error(chunk["error"])
+        assembler.add(chunk)
+        if isinstance(usage := chunk.get("usage"), dict):
+            meter.usage.update(usage)
+            self._recorder.progressed(meter)
+        return None
 
     async def _pump(self, answer: Answer, sse: StreamFilter, meter: Meter, send: Send) -> Outcome:
         """Relay the stream until it ends; the outcome is decided by what the engine sent."""

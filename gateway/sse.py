@@ -60,7 +60,7 @@ class StreamFilter:
     done: bool = False
 
     def process(self, event: bytes) -> bytes | None:
-        payload = _data(event)
+        payload = event_data(event)
         if payload is None:
             return event
         if payload == DONE:
@@ -118,7 +118,7 @@ def _split_usage(payload: bytes) -> tuple[bytes, dict[str, Any]] | None:
     return payload[:at] + b"}", usage
 
 
-def _data(event: bytes) -> bytes | None:
+def event_data(event: bytes) -> bytes | None:
     """The data of a single-line `data:` event (what OpenAI-compatible engines send); None otherwise."""
     if not event.startswith(b"data:"):
         return None

@@ -54,7 +54,7 @@ async def call(
                 base_url + request.kind.value, data=request.upstream_body, headers=headers
             )
             content_type = response.headers.get("content-type", "application/json")
-            streaming = request.stream and response.status == 200
+            streaming = request.upstream_streams and response.status == 200
             body = await (response.content.readany() if streaming else response.read())
     except TimeoutError:
         _close(response)

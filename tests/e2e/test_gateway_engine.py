@@ -8,11 +8,13 @@ Requests are short (the engine generates ~30 tokens/s per request on 2 cores).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -139,5 +141,56 @@ def test_an_aborted_stream_is_billed_for_what_the_engine_generated(stack: Stack)
     (event,) = stack.billed_since(seen, 1)
     assert event.outcome == Outcome.ABORTED
     assert 5 <= event.completion_tokens < 400
+    billed = _billed([event])
+    assert stack.settled_delta(before, billed) == billed
+
+
+WHOLE_ANSWERS = [
+    ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 12, "temperature": 0}),
+    ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 40, "temperature": 0, "stop": ["3."]}),
+    ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 10, "n": 2, "seed": 7}),
+    ("/v1/completions", {"prompt": ["Once upon", "The sky"], "max_tokens": 6, "temperature": 0}),
+    ("/v1/completions", {"prompt": "Café, 1, 2, 3,", "max_tokens": 20, "temperature": 0, "stop": [" 7"]}),
+]
+
+
+def _without_identity(raw: bytes) -> bytes:
+    """The answer with its id and creation time blanked: each call has its own."""
+    answer = json.loads(raw)
+    return raw.replace(answer["id"].encode(), b"ID", 1).replace(
+        b'"created":' + str(answer["created"]).encode(), b'"created":0', 1
+    )
+
+
+@pytest.mark.parametrize(("path", "body"), WHOLE_ANSWERS)
+def test_a_non_streaming_answer_is_byte_for_byte_the_engines_own(
+    stack: Stack, path: str, body: dict[str, object]
+) -> None:
+    """The gateway streams from the engine and assembles the answer; the client cannot tell."""
+    request = {"model": stack.engine.model, **body}
+    direct = httpx.post(stack.engine.url + path, json=request, timeout=120)
+    through = httpx.post(
+        stack.url.removesuffix("/v1") + path,
+        json=request,
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=120,
+    )
+    assert (direct.status_code, through.status_code) == (200, 200)
+    assert through.headers["content-type"] == direct.headers["content-type"]
+    assert _without_identity(through.content) == _without_identity(direct.content)
+
+
+def test_an_abandoned_non_streaming_request_is_billed_for_what_the_engine_generated(stack: Stack) -> None:
+    seen, before = len(stack.sink.events), stack.engine.counters()
+    with pytest.raises(openai.APITimeoutError):
+        stack.client().with_options(timeout=1.0).completions.create(
+            model="smollm2",
+            prompt="Write a long story about a lighthouse keeper.",
+            max_tokens=1800,
+            extra_body={"ignore_eos": True},  # several seconds of generation: the client leaves first
+        )
+    (event,) = stack.billed_since(seen, 1)
+    assert event.outcome == Outcome.ABORTED
+    assert 0 < event.completion_tokens < 1800
     billed = _billed([event])
     assert stack.settled_delta(before, billed) == billed

@@ -35,8 +35,12 @@ def test_a_client_leaving_a_non_streaming_request_cancels_it_and_bills_it_aborte
     assert replica.aborted == 1  # the engine stopped generating
     assert time.monotonic() - started < 1.5
     assert 0 < replica.generation_tokens_total < 100
-    # The engine reports no usage for an unfinished non-streaming answer: nothing to bill.
-    assert (event.prompt_tokens, event.completion_tokens) == (0, 0)
+    # Sent upstream as a stream, it is billed what the engine generated until it was cancelled: every
+    # token it reported (one generated while the gateway was closing the connection goes unread).
+    assert event.prompt_tokens == 4
+    generated = replica.generated[event.request_id]
+    assert generated - 1 <= event.completion_tokens <= generated
+    assert replica.bodies[-1]["stream"] is True
     metrics = httpx.get(url + "/metrics").text
     assert 'modelplex_gateway_requests_total{code="499",model="m1",tenant="alpha"} 1.0' in metrics
     assert 'modelplex_gateway_in_flight{model="m1"' in metrics

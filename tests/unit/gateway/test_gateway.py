@@ -10,6 +10,7 @@ import pytest
 
 from modelplex.billing.contracts import Outcome
 from modelplex.gateway.discovery.base import ModelSpec
+from modelplex.gateway.inference import UPSTREAM_STREAM_OPTIONS
 from mpxtest.upstream import KEY, World
 
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -34,7 +35,7 @@ def _model(name: str, world: World, **fields: Any) -> ModelSpec:
     )
 
 
-def test_non_streaming_answers_pass_through_and_are_metered(world: World) -> None:
+def test_non_streaming_answers_are_assembled_from_the_engines_stream_and_metered(world: World) -> None:
     replica = world.replica()
     world.tenant()
     url = world.gateway()
@@ -45,9 +46,12 @@ def test_non_streaming_answers_pass_through_and_are_metered(world: World) -> Non
         "total_tokens": 10,
         "completion_tokens": 6,
         "prompt_tokens_details": None,
+        "completion_tokens_details": None,
     }
+    assert response.json()["object"] == "chat.completion"
+    assert response.json()["choices"][0]["message"]["content"] == "".join(f"tok{i} " for i in range(1, 7))
     assert response.headers["x-request-id"]
-    assert replica.bodies[-1] == CHAT  # forwarded unchanged
+    assert replica.bodies[-1] == {**CHAT, "stream": True, "stream_options": UPSTREAM_STREAM_OPTIONS}
     (event,) = world.wait_events(1)
     assert (event.prompt_tokens, event.completion_tokens, event.outcome) == (4, 6, Outcome.COMPLETED)
     assert (event.tenant_id, event.model, event.replica) == ("alpha", "m1", replica.url.split("//")[1])

@@ -19,9 +19,41 @@ def test_a_stream_asks_the_engine_for_usage_and_remembers_what_the_client_asked(
     assert request.estimated_prompt_tokens == 30
 
 
-def test_a_non_stream_body_is_forwarded_byte_for_byte() -> None:
-    raw = b'{"model":"m","prompt":"x y"}'
-    assert parse(Kind.COMPLETION, raw, 8).upstream_body == raw
+def test_a_non_stream_answer_is_asked_of_the_engine_as_a_stream_with_usage() -> None:
+    request = parse(Kind.COMPLETION, b'{"model":"m","prompt":"x y","max_tokens":3}', 8)
+    assert (request.stream, request.assembled, request.upstream_streams) == (False, True, True)
+    upstream = json.loads(request.upstream_body)
+    assert upstream == {
+        "model": "m",
+        "prompt": "x y",
+        "max_tokens": 3,
+        "stream": True,
+        "stream_options": UPSTREAM_STREAM_OPTIONS,
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b'{"model":"m","input":"x y"}', Kind.EMBEDDING),
+        (b'{"model":"m","prompt":"x y","echo":true}', Kind.COMPLETION),
+        (b'{"model":"m","prompt":"x","logprobs":2}', Kind.COMPLETION),
+        (b'{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{}]}', Kind.CHAT),
+    ],
+)
+def test_what_a_stream_would_answer_differently_is_forwarded_byte_for_byte(raw: bytes, kind: Kind) -> None:
+    request = parse(kind, raw, 8)
+    assert (request.assembled, request.upstream_streams, request.upstream_body) == (False, False, raw)
+
+
+def test_reservation_bounds_are_read_from_the_body() -> None:
+    raw = b'{"model":"m","prompt":["a","b"],"max_tokens":7,"n":2,"max_completion_tokens":3}'
+    request = parse(Kind.COMPLETION, raw, 8)
+    assert (request.body_bytes, request.prompts, request.max_tokens, request.choices) == (len(raw), 2, 7, 2)
+    both = {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 7}
+    chat = json.dumps({**both, "max_completion_tokens": 3}).encode()
+    assert parse(Kind.CHAT, chat, 8).max_tokens == 3  # chat takes the smaller of the two
+    assert parse(Kind.COMPLETION, b'{"model":"m","prompt":[1,2,3]}', 8).prompts == 1  # token ids
 
 
 @pytest.mark.parametrize(
@@ -33,6 +65,10 @@ def test_a_non_stream_body_is_forwarded_byte_for_byte() -> None:
         ({"model": "m", "prompt": 3}, Kind.COMPLETION, "prompt"),
         ({"model": "m", "input": "x", "stream": True}, Kind.EMBEDDING, "stream"),
         ({"model": "m", "prompt": "x", "stream": "yes"}, Kind.COMPLETION, "stream"),
+        ({"model": "m", "prompt": "x", "max_tokens": 0}, Kind.COMPLETION, "max_tokens"),
+        ({"model": "m", "prompt": "x", "max_tokens": True}, Kind.COMPLETION, "max_tokens"),
+        ({"model": "m", "prompt": "x", "max_tokens": 2.5}, Kind.COMPLETION, "max_tokens"),
+        ({"model": "m", "prompt": "x", "n": -1}, Kind.COMPLETION, "n"),
         (
             {"model": "m", "prompt": "x", "stream_options": {"include_usage": True}},
             Kind.COMPLETION,
