@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
@@ -64,7 +64,7 @@ def _usage_routes(router: APIRouter, ledger: Ledger) -> None:
         )
         return Page(data=rows)
 
-    csv = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+    csv: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
 
     @router.get("/invoices/{tenant}/{period}", tags=["invoices"], response_model=Invoice, responses=csv)
     async def get_invoice(tenant: str, period: str, format: Literal["json", "csv"] = "json") -> Response:

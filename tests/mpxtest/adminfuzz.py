@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import hypothesis
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -80,12 +82,12 @@ def admin_server(settings: BillingSettings) -> Iterator[str]:
         loop.stop()
 
 
-def _describe(case: Case) -> str:
+def _describe(case: Case[Any]) -> str:
     return f"{case.method} {case.formatted_path} query={case.query!r} body={case.body!r}"[:500]
 
 
-def _recorder(report: FuzzReport, url: str, headers: dict[str, str]) -> Callable[[Case], None]:
-    def send(case: Case) -> None:
+def _recorder(report: FuzzReport, url: str, headers: dict[str, str]) -> Callable[[Case[Any]], None]:
+    def send(case: Case[Any]) -> None:
         response: Response = case.call(base_url=url, headers=headers, timeout=30)
         report.cases += 1
         report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
@@ -115,6 +117,8 @@ def fuzz_admin_api(url: str, token: str, cases_per_operation: int, seed: int) ->
         suppress_health_check=list(HealthCheck),
     )
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
         operation = result.ok()
         report.operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
