@@ -55,7 +55,7 @@ async def _tenant_with_key(admin: httpx.AsyncClient) -> tuple[str, str]:
 def _operations(schema: dict[str, Any], key_id: str) -> list[tuple[str, str]]:
     """Every (method, path) of the schema, its path parameters filled with names that exist."""
     values = {"tenant": "acme", "key_id": key_id, "name": "pro", "period": "2026-03"}
-    found = []
+    found: list[tuple[str, str]] = []
     for template, methods in schema["paths"].items():
         path = template
         for name, value in values.items():
@@ -171,7 +171,7 @@ async def test_injection_strings_as_names_and_references_are_refused_or_not_foun
         assert (await admin.delete(f"/admin/v1/keys/{segment}", headers=ADMIN)).status_code == 404
         assert (await admin.get(f"/admin/v1/invoices/{segment}/2026-03", headers=ADMIN)).status_code == 404
         assert (
-            await admin.get("/admin/v1/tenants", headers={"Authorization": f"Bearer {text}".encode()})
+            await admin.get("/admin/v1/tenants", headers={b"authorization": f"Bearer {text}".encode()})
         ).status_code == 401
         assert await LedgerKeyAuthority(ledger).authenticate("mpx-" + text) is None
     tenants = (await admin.get("/admin/v1/tenants", headers=ADMIN)).json()["data"]

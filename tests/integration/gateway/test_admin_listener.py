@@ -28,7 +28,7 @@ HOSTILE_HEADER_VALUES = [
 def _admin_paths(admin_url: str, key_id: str) -> list[tuple[str, str]]:
     schema = httpx.get(admin_url + "/admin/v1/openapi.json", headers=ADMIN).json()
     values = {"{tenant}": "acme", "{key_id}": key_id, "{name}": "pro", "{period}": "2026-03"}
-    found = []
+    found: list[tuple[str, str]] = []
     for template, methods in schema["paths"].items():
         path = template
         for name, value in values.items():
@@ -76,8 +76,8 @@ def test_the_admin_plane_is_served_only_on_the_admin_listener(
         assert 'modelplex_gateway_in_flight{model="m1"' in page.text  # what the autoscaler reads
 
         for value in HOSTILE_HEADER_VALUES:
-            headers = {"authorization": value.encode(), "x-session-id": value.encode()}
-            refused = httpx.post(gateway.url + "/v1/chat/completions", json=CHAT, headers=headers)
+            hostile = {b"authorization": value.encode(), b"x-session-id": value.encode()}
+            refused = httpx.post(gateway.url + "/v1/chat/completions", json=CHAT, headers=hostile)
             assert refused.status_code == 401, value
         tenants = httpx.get(admin_url + "/admin/v1/tenants", headers=ADMIN).json()["data"]
         assert [t["name"] for t in tenants] == ["acme"]
