@@ -18,6 +18,8 @@ class LedgerError(Exception):
 class InvalidInput(LedgerError):
     """A value that can never be accepted as given (negative price, unknown currency, bad period)."""
 
+    status = 422
+
 
 class NotFound(LedgerError):
     """An unknown tenant, key, plan or model."""

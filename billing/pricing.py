@@ -11,9 +11,11 @@ from pydantic import Field, field_validator
 
 from modelplex.billing.errors import InvalidInput
 from modelplex.billing.schemas import Record
-from modelplex.billing.tables import PRICE_SCALE
+from modelplex.billing.tables import MONEY_DIGITS, PRICE_SCALE
 
 PER = Decimal(1_000_000)
+# The money column holds MONEY_DIGITS digits, PRICE_SCALE of them after the point.
+AMOUNT_LIMIT = Decimal(10) ** (MONEY_DIGITS - PRICE_SCALE)
 
 
 def plain(amount: Decimal) -> Decimal:
@@ -35,7 +37,9 @@ def parse_amount(value: object, *, param: str) -> Decimal:
     if not amount.is_finite():
         raise InvalidInput(f"{value!r} is not a finite number", param=param)
     if amount < 0:
-        raise InvalidInput(f"{value!r} is negative; prices must be zero or more", param=param)
+        raise InvalidInput(f"{value!r} is negative; amounts must be zero or more", param=param)
+    if amount >= AMOUNT_LIMIT:
+        raise InvalidInput(f"{value!r} is too large: amounts must be below {AMOUNT_LIMIT:,}", param=param)
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -PRICE_SCALE:
         raise InvalidInput(f"{value!r} has more than {PRICE_SCALE} decimal places", param=param)

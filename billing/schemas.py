@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
+
+from modelplex.billing.text import check_storable
 
 
 class Record(BaseModel):
@@ -18,8 +20,14 @@ class Record(BaseModel):
 
 
 class Request(BaseModel):
-    """A request body from the admin API or the CLI; unknown fields are rejected."""
+    """A request body from the admin API or the CLI; unknown fields and text no database can store
+    intact (NUL, lone surrogates) are rejected, naming the field."""
 
     model_config = ConfigDict(
         extra="forbid", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        return check_storable(value)

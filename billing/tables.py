@@ -39,7 +39,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+MONEY_DIGITS = 20  # digits of a money column in all
 PRICE_SCALE = 10  # digits kept after the point in per-1M prices
+BIGINT_MAX = 2**63 - 1  # the largest value of a BIGINT column (and of SQLite's INTEGER)
 UNPRICED = 0  # rollup price_id for usage of a model that had no price when it happened
 
 
@@ -59,7 +61,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return None if value is None else as_utc(value)
 
 
-Money = Numeric(20, PRICE_SCALE, asdecimal=True)
+Money = Numeric(MONEY_DIGITS, PRICE_SCALE, asdecimal=True)
 
 
 class Base(DeclarativeBase):

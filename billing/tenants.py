@@ -20,7 +20,7 @@ from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import utcnow
 from modelplex.billing.pricing import parse_amount, plain
 from modelplex.billing.schemas import Record, Request
-from modelplex.billing.tables import Plan, Tenant
+from modelplex.billing.tables import BIGINT_MAX, Plan, Tenant
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _log = logging.getLogger(__name__)
@@ -29,10 +29,10 @@ _log = logging.getLogger(__name__)
 class PlanTerms(Request):
     """A plan's limits as declared; None means unlimited."""
 
-    requests_per_minute: int | None = Field(default=None, ge=0)
-    tokens_per_minute: int | None = Field(default=None, ge=0)
-    concurrent_requests: int | None = Field(default=None, ge=0)
-    monthly_token_budget: int | None = Field(default=None, ge=0)
+    requests_per_minute: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
+    tokens_per_minute: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
+    concurrent_requests: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
+    monthly_token_budget: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
     monthly_spend_budget: str | None = None  # a decimal string: money never passes through float
     currency: str = "USD"
     allowed_models: list[str] | None = None

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from modelplex.billing.contracts import KeyAuthority, UsageSink
+from modelplex.gateway.admin_listener import ADMIN_PREFIX, AdminListener
 from modelplex.gateway.admission import Admission, may_use
 from modelplex.gateway.asgi import (
     ClientDisconnected,
@@ -35,6 +36,7 @@ from modelplex.gateway.limits.memory import MemoryLimiter
 from modelplex.gateway.limits.shared import RedisLimiter
 from modelplex.gateway.metering import Meter
 from modelplex.gateway.metrics import GatewayMetrics
+from modelplex.gateway.metrics_page import MetricsPage
 from modelplex.gateway.pool import Pool
 from modelplex.gateway.routing.base import RouteRequest
 from modelplex.gateway.settings import GatewaySettings
@@ -42,15 +44,14 @@ from modelplex.gateway.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 INFERENCE = {kind.value: kind for kind in Kind}
-PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
-ADMIN_PREFIX = "/admin/"
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Gateway:
     """One gateway process. `authority` and `sink` are the ledger's seam (billing.contracts); `admin`
-    serves every `/admin/` path unchanged; `services` start before serving and stop after."""
+    serves every `/admin/` path unchanged, on this app unless settings.admin_port puts it on the
+    `admin_listener`; `services` start before serving and stop after."""
 
     def __init__(
         self,
@@ -64,7 +65,7 @@ class Gateway:
         services: Sequence[Service] = (),
     ) -> None:
         self.settings = settings
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(tenant_ids=settings.metrics_tenant_labels)
         self.pool = Pool(settings, self.metrics)
         self.journal = Journal(
             settings.journal_dir, settings.journal_segment_bytes, settings.journal_fsync_interval_seconds
@@ -84,12 +85,17 @@ class Gateway:
         self.lifespan = Lifespan(
             settings, self.pool, self.journal, sink, discovery, (limiter, keeper), self.metrics, services
         )
-        self._admin = admin
-        self._routes: dict[str, App] = {
-            "/healthz": self._healthz,
-            "/metrics": self._metrics,
-            "/v1/models": self._models,
-        }
+        metrics_page = MetricsPage(self.metrics, settings.metrics_token)
+        separate_admin = settings.admin_port is not None
+        self._admin = None if separate_admin else admin
+        self._routes: dict[str, App] = {"/healthz": self._healthz, "/v1/models": self._models}
+        if settings.metrics_listener == "tenant":
+            self._routes["/metrics"] = metrics_page
+        self.admin_listener = (
+            AdminListener(admin, metrics_page if settings.metrics_listener == "admin" else None)
+            if separate_admin
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -177,9 +183,6 @@ class Gateway:
             await send_error(send, draining())
         else:
             await send_bytes(send, 200, b'{"status":"ok"}')
-
-    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_bytes(send, 200, self.metrics.render(), PROMETHEUS)
 
 
 def _limiter(settings: GatewaySettings) -> Limiter:

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-import uvicorn
+from pydantic import ValidationError
 
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.base import Catalog, DiscoverySource, Publish
 from modelplex.gateway.discovery.kube import KubernetesSource
 from modelplex.gateway.discovery.static import StaticConfig, StaticFileSource, load_static_config
 from modelplex.gateway.ledger_binding import LedgerBinding, configured_ledger
+from modelplex.gateway.serving import ListenError, tenant_server
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.static_tenants import StaticKeyAuthority
 from modelplex.kube.credentials import CredentialsError, load_credentials
@@ -92,27 +93,44 @@ def gateway() -> None:
     default=None,
     help="Kubernetes: credentials file (default: the pod's service account, else ~/.kube/config).",
 )
+@click.option(
+    "--admin-port",
+    type=int,
+    default=None,
+    help="Serve /admin/ on this port only (a second listener; the tenant-facing port then answers 404 "
+    "there) (MODELPLEX_GATEWAY_ADMIN_PORT).",
+)
+@click.option(
+    "--admin-host",
+    default=None,
+    help="Address of the admin listener (default: --host; MODELPLEX_GATEWAY_ADMIN_HOST).",
+)
 def run(**options: Any) -> None:
     """Serve the gateway until SIGINT/SIGTERM, then drain in-flight requests.
 
     With MODELPLEX_DATABASE_URL set, keys, budgets and usage go through the ledger and its admin API
-    is served under /admin/v1/; otherwise keys come from the config file's `tenants:`.
+    is served under /admin/v1/ (on --admin-port when given, else on the tenant-facing port); otherwise
+    keys come from the config file's `tenants:`. /metrics: MODELPLEX_GATEWAY_METRICS_LISTENER
+    (tenant|admin), _METRICS_TOKEN, _METRICS_TENANT_LABELS.
     """
     overrides = {k: v for k, v in options.items() if v is not None}
-    settings = GatewaySettings(**overrides)
+    try:
+        settings = GatewaySettings(**overrides)
+    except ValidationError as error:
+        raise click.UsageError(_settings_problems(error)) from None
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     app = build_app(settings, configured_ledger())
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=int(settings.drain_timeout_seconds),
-        )
-    )
+    try:
+        server = tenant_server(app, settings)
+    except ListenError as error:
+        raise click.ClickException(str(error)) from None
     server.run()
+
+
+def _settings_problems(error: ValidationError) -> str:
+    """Each bad setting on a line: its name (the option, or MODELPLEX_GATEWAY_<NAME>) and what is wrong."""
+    lines = []
+    for problem in error.errors():
+        name = ".".join(str(part) for part in problem["loc"]) or "settings"
+        lines.append(f"{name}: {problem['msg'].removeprefix('Value error, ')}")
+    return "Invalid gateway settings:\n  " + "\n  ".join(lines)

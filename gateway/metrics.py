@@ -7,20 +7,42 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+ANY_TENANT = "*"  # the tenant label's value when tenant ids are not to be published
+NO_TENANT = "-"  # the tenant label of a request whose tenant is unknown (no valid key)
+
+
+class TenantCounter:
+    """A counter whose first label is the tenant: the tenant id, or ANY_TENANT for every tenant when
+    ids stay private (anyone who can read /metrics would otherwise learn who the tenants are and how
+    much each one uses). The label stays either way, so queries and dashboards work with both."""
+
+    def __init__(self, counter: Counter, tenant_ids: bool) -> None:
+        self._counter = counter
+        self._tenant_ids = tenant_ids
+
+    def labels(self, tenant: str, *others: str) -> Counter:
+        shown = tenant if self._tenant_ids or tenant == NO_TENANT else ANY_TENANT
+        return self._counter.labels(shown, *others)
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, tenant_ids: bool = False) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "modelplex_gateway_requests", "Requests answered.", ["tenant", "model", "code"], registry=r
+        self.requests = TenantCounter(
+            Counter(
+                "modelplex_gateway_requests", "Requests answered.", ["tenant", "model", "code"], registry=r
+            ),
+            tenant_ids,
         )
-        self.tokens = Counter(
-            "modelplex_gateway_tokens",
-            "Tokens served (prompt, cached, completion).",
-            ["tenant", "model", "type"],
-            registry=r,
+        self.tokens = TenantCounter(
+            Counter(
+                "modelplex_gateway_tokens",
+                "Tokens served (prompt, cached, completion).",
+                ["tenant", "model", "type"],
+                registry=r,
+            ),
+            tenant_ids,
         )
         self.duration = Histogram(
             "modelplex_gateway_request_duration_seconds",

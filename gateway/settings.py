@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,17 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     config: Path | None = None  # static discovery file (models -> endpoints, access, routing)
+
+    # The admin plane. With admin_port set, /admin/ is served only on that second listener (on
+    # admin_host, default `host`) and the tenant-facing port answers 404 there.
+    admin_port: int | None = Field(default=None, ge=0, le=65535)
+    admin_host: str | None = None
+    # /metrics: on the tenant-facing port ("tenant") or only on the admin listener ("admin"), and
+    # with a token set, only for `Authorization: Bearer <metrics_token>`.
+    metrics_listener: Literal["tenant", "admin"] = "tenant"
+    metrics_token: SecretStr | None = None
+    # Tenant ids in the tenant label of requests_total and tokens_total; off: every tenant is "*".
+    metrics_tenant_labels: bool = False
 
     # Discovery: "static" reads `config`; "kubernetes" watches ModelDeployments and their EndpointSlices.
     discovery: Literal["static", "kubernetes"] = "static"
@@ -80,3 +91,18 @@ class GatewaySettings(BaseSettings):
 
     # Shutdown.
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _listeners_are_coherent(self) -> GatewaySettings:
+        if self.metrics_listener == "admin" and self.admin_port is None:
+            raise ValueError("metrics_listener 'admin' needs admin_port (the admin listener)")
+        if self.admin_host is not None and self.admin_port is None:
+            raise ValueError("admin_host is set but admin_port is not: set both, or neither")
+        same_host = (self.admin_host or self.host) == self.host
+        if same_host and self.admin_port not in (None, 0) and self.admin_port == self.port:
+            raise ValueError(f"admin_port {self.admin_port} is the tenant-facing port: pick another")
+        return self
+
+    @property
+    def admin_bind_host(self) -> str:
+        return self.admin_host or self.host

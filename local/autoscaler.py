@@ -34,12 +34,14 @@ class LocalAutoscaler:
         gateway_url: str,
         replicas_file: Path,
         clock: Callable[[], float] = time.monotonic,
+        gateway_metrics_token: str | None = None,
     ) -> None:
         self._settings = settings
         self._policy = settings.policy()
         self._pool = pool
         self._gateway_metrics = f"{gateway_url.rstrip('/')}/metrics"
         self._replicas_file = replicas_file
+        self._tokens = {} if gateway_metrics_token is None else {self._gateway_metrics: gateway_metrics_token}
         self._clock = clock
         self._histories: dict[str, History] = {}
         self._answered: dict[str, dict[str, float]] = {}
@@ -72,7 +74,7 @@ class LocalAutoscaler:
         assert self._scraper is not None
         ready = [w for w in state.workers if w.ready]
         engines = [f"{w.url}/metrics" for w in ready]
-        pages = await self._scraper.fetch_all([*engines, self._gateway_metrics])
+        pages = await self._scraper.fetch_all([*engines, self._gateway_metrics], self._tokens)
         model = state.template.served_name
         reading = read_pages(pages, engines, [self._gateway_metrics], model, self._answered.get(name, {}))
         self._answered[name] = reading.answered

@@ -16,6 +16,7 @@ import uvicorn
 from modelplex.engine.install import EngineSettings, environment, require
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.ledger_binding import LedgerBinding
+from modelplex.gateway.serving import tenant_server
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.local import ledger_setup
 from modelplex.local.autoscaler import LocalAutoscaler
@@ -41,6 +42,13 @@ class Endpoints:
     @property
     def base(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def _metrics_base(gateway: GatewaySettings, endpoints: Endpoints) -> str:
+    """Where the local autoscaler reads the gateway's /metrics: the listener that serves it."""
+    if gateway.metrics_listener == "admin" and gateway.admin_port is not None:
+        return f"http://{gateway.admin_bind_host}:{gateway.admin_port}"
+    return endpoints.base
 
 
 def check_port(host: str, port: int) -> None:
@@ -114,8 +122,16 @@ class Stack:
             settings, files, engine_settings.models_dir, pool, self._announce, self._fail
         )
         self.endpoints = Endpoints(settings.host, settings.port)
+        self.gateway_settings = GatewaySettings(
+            host=settings.host, port=settings.port, journal_dir=settings.local_dir / "journal"
+        )
+        token = self.gateway_settings.metrics_token
         self.autoscaler = LocalAutoscaler(
-            AutoscalerSettings(), pool, self.endpoints.base, settings.replicas_file
+            AutoscalerSettings(),
+            pool,
+            _metrics_base(self.gateway_settings, self.endpoints),
+            settings.replicas_file,
+            gateway_metrics_token=None if token is None else token.get_secret_value(),
         )
         self._server: uvicorn.Server | None = None
         self._banner = ""
@@ -145,9 +161,7 @@ class Stack:
         self._banner = banner(
             self.endpoints, access.api_key, access.admin_token, self.templates[0].served_name
         )
-        gateway_settings = GatewaySettings(
-            host=self.settings.host, port=self.settings.port, journal_dir=self.settings.local_dir / "journal"
-        )
+        gateway_settings = self.gateway_settings
         ledger = LedgerBinding(billing)
         app = Gateway(
             gateway_settings,
@@ -162,16 +176,8 @@ class Stack:
             f"to load on a CPU. Worker logs: {self.settings.local_dir / 'logs'}",
             flush=True,
         )
-        config = uvicorn.Config(
-            app,
-            host=self.settings.host,
-            port=self.settings.port,
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=int(gateway_settings.drain_timeout_seconds),
-        )
-        self._server = uvicorn.Server(config)
+        # the same server(s) as `gateway run`: with MODELPLEX_GATEWAY_ADMIN_PORT, an admin listener too
+        self._server = tenant_server(app, gateway_settings)
         await self._server.serve()
         return 1 if self.failure else 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,3 +39,5 @@ class OperatorSettings(BaseSettings):
     # The gateways whose queues the autoscaler reads: the EndpointSlices of this Service ("ns/name").
     gateway_service: str | None = "modelplex-system/modelplex-gateway"
     gateway_metrics_port_name: str = "http"
+    # The gateways' MODELPLEX_GATEWAY_METRICS_TOKEN, when their /metrics requires one.
+    gateway_metrics_token: SecretStr | None = None

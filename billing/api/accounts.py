@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
+from pydantic import Field
 
 from modelplex.billing import keystore, tenants
 from modelplex.billing.api.pages import Page
 from modelplex.billing.keystore import CreatedKey, KeyRecord
 from modelplex.billing.ledger import Ledger
+from modelplex.billing.periods import Instant
 from modelplex.billing.schemas import Request
 from modelplex.billing.tenants import PlanRecord, PlanSpec, PlanTerms, TenantRecord
 
@@ -27,8 +28,8 @@ class TenantUpdate(Request):
 
 
 class KeyCreate(Request):
-    name: str = ""
-    expires_at: datetime | None = None
+    name: str = Field(default="", max_length=128)
+    expires_at: Instant | None = None
 
 
 def _tenant_routes(router: APIRouter, ledger: Ledger, changed: Callable[[], None]) -> None:

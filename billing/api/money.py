@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
@@ -14,7 +14,7 @@ from modelplex.billing.api.pages import Page
 from modelplex.billing.export import invoice_csv
 from modelplex.billing.invoices import Invoice
 from modelplex.billing.ledger import Ledger
-from modelplex.billing.periods import month_of, parse_instant, utcnow
+from modelplex.billing.periods import Instant, month_of, parse_instant, utcnow
 from modelplex.billing.price_history import PriceTerms
 from modelplex.billing.pricing import PriceRecord
 from modelplex.billing.usage import Granularity, UsageBucket
@@ -27,7 +27,7 @@ class PriceCreate(PriceTerms):
     input_per_1m: str | int | float = Field(alias="inputPer1M")
     output_per_1m: str | int | float = Field(alias="outputPer1M")
     cached_input_per_1m: str | int | float | None = Field(default=None, alias="cachedInputPer1M")
-    effective_from: datetime | None = None
+    effective_from: Instant | None = None
 
 
 def _range(start: str | None, end: str | None) -> tuple[datetime, datetime]:
@@ -64,7 +64,9 @@ def _usage_routes(router: APIRouter, ledger: Ledger) -> None:
         )
         return Page(data=rows)
 
-    @router.get("/invoices/{tenant}/{period}", tags=["invoices"], response_model=Invoice)
+    csv: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+    @router.get("/invoices/{tenant}/{period}", tags=["invoices"], response_model=Invoice, responses=csv)
     async def get_invoice(tenant: str, period: str, format: Literal["json", "csv"] = "json") -> Response:
         invoice = await statements.build_invoice(ledger, tenant, period)
         if format == "csv":

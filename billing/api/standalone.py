@@ -1,27 +1,51 @@
-"""The admin API as a process of its own (`modelplex ledger serve`): it owns the ledger's lifetime."""
+"""The admin API as a process of its own (`modelplex ledger serve`): it owns the ledger's lifetime.
+
+A plain ASGI app rather than a FastAPI app with the admin API mounted: a mount only routes paths its
+pattern matches, and Starlette's pattern does not match a path holding a newline (`%0A`), which the
+root app then answered itself, outside the admin API's token check and error shape.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-from fastapi import FastAPI
-
 from modelplex.billing.api.app import build_admin_app
+from modelplex.billing.api.guard import AdminGuard, Receive, Scope, Send
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.settings import BillingSettings
 
 
-def standalone_app(settings: BillingSettings) -> FastAPI:
-    """A root app that opens the ledger at start-up, mounts the admin API, and closes it at shutdown."""
+class StandaloneAdmin:
+    """Opens the ledger at start-up, serves the admin API (every path), closes the ledger at shutdown."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = await Ledger.connect(settings)
-        app.mount("/", build_admin_app(ledger))
-        try:
-            yield
-        finally:
-            await ledger.close()
+    def __init__(self, settings: BillingSettings) -> None:
+        self._settings = settings
+        self._ledger: Ledger | None = None
+        self._admin: AdminGuard | None = None
 
-    return FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif self._admin is None:
+            raise RuntimeError("the admin API is not started")
+        else:
+            await self._admin(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self._ledger = await Ledger.connect(self._settings)
+                except Exception as error:
+                    await send({"type": "lifespan.startup.failed", "message": repr(error)})
+                    return
+                self._admin = build_admin_app(self._ledger)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._ledger is not None:
+                    await self._ledger.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def standalone_app(settings: BillingSettings) -> StandaloneAdmin:
+    return StandaloneAdmin(settings)

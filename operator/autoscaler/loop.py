@@ -148,7 +148,9 @@ class Autoscaler:
         port = self.settings.engine_metrics_port
         engines = [f"http://{pod.ip}:{port}/metrics" for pod in pods if pod.serving and pod.ready and pod.ip]
         gateways = [f"{url}/metrics" for url in self.gateways.urls()] if self.gateways else []
-        pages = await self.scraper.fetch_all([*engines, *gateways])
+        secret = self.settings.gateway_metrics_token
+        tokens = dict.fromkeys(gateways, secret.get_secret_value()) if secret is not None else {}
+        pages = await self.scraper.fetch_all([*engines, *gateways], tokens)
         reading = read_pages(pages, engines, gateways, md.served_name, record.answered)
         record.answered = reading.answered
         return reading.signals

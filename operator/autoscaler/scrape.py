@@ -8,7 +8,7 @@ pages of kwok's fake pods through one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import aiohttp
 
@@ -24,14 +24,22 @@ class Scraper:
     async def close(self) -> None:
         await self._session.close()
 
-    async def fetch(self, url: str) -> str:
-        """The page's text; raises OSError, aiohttp.ClientError or TimeoutError."""
-        async with self._session.get(url, headers={"Accept": "text/plain"}) as response:
+    async def fetch(self, url: str, token: str | None = None) -> str:
+        """The page's text (sent with `Authorization: Bearer <token>` when given); raises OSError,
+        aiohttp.ClientError or TimeoutError."""
+        headers = {"Accept": "text/plain"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        async with self._session.get(url, headers=headers) as response:
             response.raise_for_status()
             return await response.text()
 
-    async def fetch_all(self, urls: Iterable[str]) -> dict[str, str | BaseException]:
-        """Each URL's text, or why it could not be read."""
+    async def fetch_all(
+        self, urls: Iterable[str], tokens: Mapping[str, str] | None = None
+    ) -> dict[str, str | BaseException]:
+        """Each URL's text, or why it could not be read; `tokens` maps a URL to its bearer token."""
         wanted = list(dict.fromkeys(urls))
-        pages = await asyncio.gather(*(self.fetch(url) for url in wanted), return_exceptions=True)
+        tokens = tokens or {}
+        fetches = (self.fetch(url, tokens.get(url)) for url in wanted)
+        pages = await asyncio.gather(*fetches, return_exceptions=True)
         return dict(zip(wanted, pages, strict=True))

@@ -90,10 +90,18 @@ class GatewayProcess:
         self.process.wait(10)
 
 
-def start_gateway(config: Path, journal: Path, env: dict[str, str], log: Path) -> GatewayProcess:
+def free_port() -> int:
     sock = free_socket()
-    port = sock.getsockname()[1]
+    port: int = sock.getsockname()[1]
     sock.close()
+    return port
+
+
+def start_gateway(
+    config: Path, journal: Path, env: dict[str, str], log: Path, args: tuple[str, ...] = ()
+) -> GatewayProcess:
+    """`modelplex gateway run --port <free> --config CONFIG ARGS`, once its /healthz answers."""
+    port = free_port()
     settings = {
         "MODELPLEX_GATEWAY_JOURNAL_DIR": str(journal),
         "MODELPLEX_GATEWAY_SHIP_INTERVAL_SECONDS": "0.05",
@@ -102,7 +110,7 @@ def start_gateway(config: Path, journal: Path, env: dict[str, str], log: Path) -
     }
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [CLI, "gateway", "run", "--port", str(port), "--config", str(config)],
+            [CLI, "gateway", "run", "--port", str(port), "--config", str(config), *args],
             env={**env, **settings},
             stdout=sink,
             stderr=subprocess.STDOUT,

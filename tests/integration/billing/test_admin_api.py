@@ -46,7 +46,7 @@ async def test_requests_without_the_admin_token_are_refused(admin: httpx.AsyncCl
         assert error_of(response)["type"] == "authentication_error"
 
 
-async def test_openapi_schema_is_published(admin: httpx.AsyncClient) -> None:
+async def test_openapi_schema_is_published_to_admins(admin: httpx.AsyncClient) -> None:
     schema = (await admin.get("/admin/v1/openapi.json")).json()
     assert {
         "/admin/v1/tenants",
@@ -100,11 +100,11 @@ async def test_tenant_key_and_suspension_flow(
         ({"model": "m1", "inputPer1M": "1", "outputPer1M": "1", "colour": "red"}, "colour"),
     ],
 )
-async def test_bad_prices_are_400_naming_the_field(
+async def test_bad_prices_are_422_naming_the_field(
     admin: httpx.AsyncClient, body: dict[str, str], param: str
 ) -> None:
     response = await admin.post("/admin/v1/prices", json=body)
-    assert response.status_code == 400
+    assert response.status_code == 422
     error = error_of(response)
     assert (error["param"], error["type"]) == (param, "invalid_request_error")
     assert param in error["message"] or error["code"] == "invalid_value"
@@ -132,7 +132,7 @@ async def test_unknown_names_are_404_and_duplicates_409(admin: httpx.AsyncClient
     assert (await admin.delete("/admin/v1/keys/key_missing")).status_code == 404
 
 
-async def test_malformed_period_and_bad_query_values_are_400(admin: httpx.AsyncClient) -> None:
+async def test_malformed_period_and_bad_query_values_are_422(admin: httpx.AsyncClient) -> None:
     await admin.post("/admin/v1/tenants", json={"name": "acme"})
     for path, param in [
         ("/admin/v1/invoices/acme/2026-13", "period"),
@@ -141,7 +141,7 @@ async def test_malformed_period_and_bad_query_values_are_400(admin: httpx.AsyncC
         ("/admin/v1/usage?start=yesterday", "start"),
     ]:
         response = await admin.get(path)
-        assert response.status_code == 400, path
+        assert response.status_code == 422, path
         assert error_of(response)["param"] == param
 
 

@@ -85,7 +85,9 @@ def _admin_api(url: str) -> None:
     assert listed.status_code == 200
     assert sorted(t["name"] for t in listed.json()["data"]) == ["acme", "beta"]
     assert httpx.get(url + "/admin/v1/tenants").status_code == 401
-    assert httpx.get(url + "/admin/v1/openapi.json").json()["info"]["title"] == "Modelplex ledger admin API"
+    assert httpx.get(url + "/admin/v1/openapi.json").status_code == 401
+    schema = httpx.get(url + "/admin/v1/openapi.json", headers=admin).json()
+    assert schema["info"]["title"] == "Modelplex ledger admin API"
 
 
 def _suspension(env: dict[str, str], url: str, key: str) -> None:

@@ -308,7 +308,7 @@ def test_every_error_status(world: World) -> None:
 def test_metrics_count_requests_tokens_and_never_show_keys_or_prompts(world: World) -> None:
     world.replica()
     world.tenant()
-    url = world.gateway()
+    url = world.gateway(metrics_tenant_labels=True)
     _post(url)
     _post(url, headers={"authorization": "Bearer mpx-secret-wrong"})
     world.wait_events(1)
