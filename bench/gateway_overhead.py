@@ -80,6 +80,12 @@ async def closed_loop(url: str, data: bytes, workers: int, seconds: float) -> fl
         return done / (time.perf_counter() - started)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
@@ -112,17 +118,20 @@ def config(directory: Path, backend: int) -> Path:
     return path
 
 
-async def measure(direct: str, gateway: str, seconds: float) -> None:
+async def measure(direct: str, gateway: str, gateway_pid: int, seconds: float) -> None:
     for stream in (False, True):
         data = body(stream)
         kind = "streaming" if stream else "non-streaming"
         for rps in (100, 500):
             base = await open_loop(direct, data, rps, seconds)
+            cpu_before = cpu_seconds(gateway_pid)
             via = await open_loop(gateway, data, rps, seconds)
+            cpu_ms = (cpu_seconds(gateway_pid) - cpu_before) * 1000 / (len(via) + 20)  # + the warm-up
             print(
                 f"{kind:14} {rps:4} RPS  direct p50 {pct(base, 50):6.2f} ms p99 {pct(base, 99):6.2f} ms | "
                 f"gateway p50 {pct(via, 50):6.2f} ms p99 {pct(via, 99):6.2f} ms | "
                 f"added p50 {pct(via, 50) - pct(base, 50):5.2f} ms p99 {pct(via, 99) - pct(base, 99):5.2f} ms"
+                f" | gateway CPU {cpu_ms:4.2f} ms/request"
             )
         print(
             f"{kind:14} max sustained: {await closed_loop(gateway, data, 64, seconds):7.0f} RPS via gateway, "
@@ -155,6 +164,7 @@ def main() -> None:
                 measure(
                     f"http://127.0.0.1:{backend_port}{path}",
                     f"http://127.0.0.1:{gateway_port}{path}",
+                    gateway.pid,
                     options.seconds,
                 )
             )

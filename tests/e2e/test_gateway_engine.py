@@ -32,6 +32,7 @@ from mpxtest.wait import eventually
 pytestmark = pytest.mark.slow
 
 KEY = "mpx-e2e-engine"
+BUDGET_KEY, BUDGET = "mpx-e2e-budgeted", 2000
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Name three colours."}]
 
 
@@ -66,7 +67,10 @@ class Stack:
 def _static_config(path: Path, engine: RealEngine) -> Path:
     config = {
         "models": [{"name": engine.model, "endpoints": [{"url": engine.url}]}],
-        "tenants": [{"name": "e2e", "keys": [KEY]}],
+        "tenants": [
+            {"name": "e2e", "keys": [KEY]},
+            {"name": "budgeted", "keys": [BUDGET_KEY], "limits": {"monthly_token_budget": BUDGET}},
+        ],
     }
     path.write_text(yaml.safe_dump(config))
     return path
@@ -194,3 +198,45 @@ def test_an_abandoned_non_streaming_request_is_billed_for_what_the_engine_genera
     assert 0 < event.completion_tokens < 1800
     billed = _billed([event])
     assert stack.settled_delta(before, billed) == billed
+
+
+def test_a_2000_token_budget_holds_against_100_concurrent_then_back_to_back_requests(stack: Stack) -> None:
+    seen = len(stack.sink.events)
+    max_tokens = 16
+
+    async def burst() -> list[str]:
+        async with openai.AsyncOpenAI(
+            base_url=stack.url, api_key=BUDGET_KEY, max_retries=0, timeout=120
+        ) as client:
+
+            async def one() -> str:
+                try:
+                    await client.chat.completions.create(
+                        model="smollm2", messages=MESSAGES, max_tokens=max_tokens
+                    )
+                except openai.RateLimitError as refused:
+                    return str(refused.code)
+                return "served"
+
+            return await asyncio.gather(*(one() for _ in range(100)))
+
+    outcomes = asyncio.run(burst())
+    served = outcomes.count("served")
+    assert 0 < served < 100
+    assert set(outcomes) == {"served", "insufficient_quota"}
+    client = openai.OpenAI(base_url=stack.url, api_key=BUDGET_KEY, max_retries=0, timeout=120)
+    final: openai.RateLimitError | None = None
+    while final is None:
+        try:
+            client.chat.completions.create(model="smollm2", messages=MESSAGES, max_tokens=max_tokens)
+            served += 1
+        except openai.RateLimitError as refused:
+            final = refused
+    assert final.response.headers["x-should-retry"] == "false"
+    events = stack.billed_since(seen, served)
+    billed = sum(e.prompt_tokens + e.completion_tokens for e in events)
+    # A reservation bounds what a request can use (its body's bytes, a template allowance and
+    # max_tokens): the budget is never passed, and what is left when it refuses is less than one.
+    assert billed <= BUDGET
+    body = {"model": "smollm2", "messages": MESSAGES, "max_tokens": max_tokens}
+    assert BUDGET - billed < len(json.dumps(body)) + 64 + max_tokens
