@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from modelplex.billing.contracts import KeyAuthority, Principal
-from modelplex.gateway.asgi import Scope, header
+from modelplex.gateway.asgi import Scope
+from modelplex.gateway.bearer import authorization_values
 from modelplex.gateway.discovery.base import ModelSpec
 from modelplex.gateway.errors import (
     forbidden,
@@ -21,10 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def bearer_key(scope: Scope) -> str | None:
-    value = header(scope, b"authorization")
-    if value is None:
+    """The API key of the one `Authorization: Bearer` header; two headers are refused (proxies and
+    frameworks disagree on which one counts, so either could be the one that was checked)."""
+    values = authorization_values(scope)
+    if len(values) > 1:
+        raise unauthorized("Send exactly one Authorization header.")
+    if not values:
         return None
-    scheme, _, token = value.decode("latin-1").partition(" ")
+    scheme, _, token = values[0].decode("latin-1").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 

@@ -73,9 +73,30 @@ def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
     )
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotFinite(f"the number {text} is too large")
+    return value
+
+
+def _no_constants(name: str) -> None:
+    raise _NotFinite(f"{name} is not a number JSON allows")
+
+
 def _load_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object. Numbers must be finite (no NaN, Infinity or 1e999); nesting deeper than
+    the interpreter's recursion limit (about 1,000 levels) is refused rather than crashing the parser."""
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_float=_finite, parse_constant=_no_constants)
+    except _NotFinite as exc:
+        raise bad_request(f"The request body has a number that is not finite: {exc}.") from None
+    except RecursionError:
+        raise bad_request("The request body is nested too deeply.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):

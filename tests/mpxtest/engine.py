@@ -30,6 +30,7 @@ from modelplex.processes import (
     free_port,
     start,
     stop,
+    wait_group_gone,
     wait_until,
 )
 
@@ -102,33 +103,52 @@ def _healthy(url: str) -> bool:
     return httpx.get(f"{url}/health", timeout=2).status_code == 200
 
 
-@pytest.fixture(scope="session")
-def real_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealEngine]:
-    """vLLM serving SmolLM2 as `smollm2`, shared by every test of the session."""
+def launch_engine(logs: Path, port: int | None = None) -> RealEngine:
+    """Start vLLM serving SmolLM2 (on `port`, else a free one) and wait until it is healthy; the caller
+    stops it (`stop_engine`). Fails the test, naming the command to run, when engine or model is missing."""
     settings = engines.EngineSettings()
     try:
         engine = engines.require(settings)
     except engines.EngineMissing as missing:
         pytest.fail(str(missing), pytrace=False)
     directory = _prepared_model(settings)
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    began = time.monotonic()
     process = start(
-        "vllm",
-        _argv(engine, directory, port),
-        tmp_path_factory.mktemp("engine"),
-        env=engines.environment(settings, engine.device),
+        "vllm", _argv(engine, directory, port), logs, env=engines.environment(settings, engine.device)
     )
     try:
         wait_until("vLLM /health", lambda: _healthy(url), START_BUDGET_SECONDS, [process])
-        _timings["start to /health 200"] = f"{time.monotonic() - began:.0f} s"
-        yield RealEngine(url, MODEL, directory, process)
     except StartupError as failed:
+        stop_engine(process)
         pytest.fail(str(failed), pytrace=False)
+    return RealEngine(url, MODEL, directory, process)
+
+
+def stop_engine(process: Component) -> None:
+    stop([process], grace_seconds=30)
+    _assert_group_gone(process.pid)
+
+
+def kill_engine(process: Component) -> None:
+    """`kill -9` the engine and every process it forked (its process group), as a crash would."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.process is not None:
+        process.process.wait(timeout=10)  # reap the leader
+    wait_group_gone(process.pid, 10)
+
+
+@pytest.fixture(scope="session")
+def real_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealEngine]:
+    """vLLM serving SmolLM2 as `smollm2`, shared by every test of the session."""
+    began = time.monotonic()
+    engine = launch_engine(tmp_path_factory.mktemp("engine"))
+    _timings["start to /health 200"] = f"{time.monotonic() - began:.0f} s"
+    try:
+        yield engine
     finally:
-        stop([process], grace_seconds=30)
-        _assert_group_gone(process.pid)
+        stop_engine(engine.process)
 
 
 def _assert_group_gone(pgid: int) -> None:

@@ -108,6 +108,12 @@ class EmbeddedPostgres:
                 last_error = error
         raise RuntimeError(f"PostgreSQL did not start on a free loopback port: {last_error}")
 
+    def resume(self) -> None:
+        """Start a stopped server again on its data and port (an outage ends)."""
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.base}"
+        options += "".join(f" -c {setting}" for setting in self._settings)
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+
     def stop(self) -> None:
         """Fast shutdown; if pg_ctl cannot, signal the postmaster directly and wait for it to go."""
         pidfile = self.data / "postmaster.pid"
