@@ -26,9 +26,15 @@ from modelplex.gateway.budgets.memory import MemoryBudgets
 from modelplex.gateway.budgets.reservations import Reservations
 from modelplex.gateway.budgets.shared import RedisBudgets
 from modelplex.gateway.discovery.base import DiscoverySource
-from modelplex.gateway.errors import GatewayError, draining, method_not_allowed, not_found
+from modelplex.gateway.errors import (
+    GatewayError,
+    draining,
+    journal_unavailable,
+    method_not_allowed,
+    not_found,
+)
 from modelplex.gateway.inference import Kind, parse
-from modelplex.gateway.journal import Journal
+from modelplex.gateway.journal import Journal, JournalUnwritable
 from modelplex.gateway.lifespan import Lifespan, Service
 from modelplex.gateway.limits.base import Limiter
 from modelplex.gateway.limits.fallback import FallbackLimiter
@@ -129,6 +135,8 @@ class Gateway:
         try:
             if self.lifespan.draining:
                 raise draining()
+            if self.lifespan.journal_unwritable:
+                raise journal_unavailable()
             principal = await self.admission.authenticate(scope)
             tenant = principal.tenant_id
             request = parse(
@@ -156,6 +164,9 @@ class Gateway:
             await send_error(send, exc)
         except ClientDisconnected:
             status = 499
+        except JournalUnwritable:  # the in-flight table could not grow: nothing was sent upstream
+            status = 503
+            await send_error(send, journal_unavailable())
         except Exception:
             log.exception("Failed serving request path=%s tenant=%s model=%s", kind.value, tenant, model)
             await send_error(

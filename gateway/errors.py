@@ -122,6 +122,17 @@ def ledger_unreachable(what: str) -> GatewayError:
     )
 
 
+def journal_unavailable() -> GatewayError:
+    return GatewayError(
+        503,
+        "The gateway cannot record usage right now (its journal's disk is full or failing), so it "
+        "serves nothing it could not bill. Try again shortly.",
+        "server_error",
+        "usage_journal_unavailable",
+        headers={"retry-after": "5"},
+    )
+
+
 def draining() -> GatewayError:
     return GatewayError(
         503, "The gateway is shutting down.", "server_error", "shutting_down", headers={"retry-after": "1"}

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelplex.billing.contracts import Outcome, UsageEvent
+from modelplex.gateway.journal import JournalUnwritable
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +131,15 @@ class InFlightTable:
         return self._free.pop()
 
     def _resize(self, slots: int) -> None:
+        # Blocks allocated up front: a store into a hole of a mapped file on a full disk is a SIGBUS
+        # that kills the process; a failed allocation here is an error the gateway can answer.
+        try:
+            os.posix_fallocate(self._fd, 0, slots * SLOT_BYTES)
+        except OSError as exc:
+            raise JournalUnwritable(f"in-flight table: {exc}") from exc
         with self._lock:
             if self._map is not None:
                 self._map.close()
-            os.ftruncate(self._fd, slots * SLOT_BYTES)
             self._map = mmap.mmap(self._fd, slots * SLOT_BYTES)
         self._free = list(range(slots - 1, self._slots - 1, -1)) + self._free
         self._slots = slots

@@ -10,6 +10,7 @@ request ids. Requests still in flight are not here: see `inflight.py`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -37,6 +38,10 @@ def segment_path(directory: Path, number: int) -> Path:
 
 def segment_numbers(directory: Path) -> list[int]:
     return sorted(int(p.stem.split("-", 1)[1]) for p in directory.glob(SEGMENT_GLOB))
+
+
+class JournalUnwritable(Exception):
+    """The journal (or the in-flight table beside it) cannot take more: the disk is full or failing."""
 
 
 class Journal:
@@ -71,8 +76,17 @@ class Journal:
         self._syncer.start()
 
     def append(self, event: UsageEvent) -> None:
+        """One whole line, or nothing: a failed or short write (a full disk) is cut back off, so what
+        was journaled before stays readable, and raises JournalUnwritable."""
         line = event.model_dump_json().encode() + b"\n"
-        os.write(self._fd, line)
+        try:
+            written = os.write(self._fd, line)
+        except OSError as exc:
+            raise JournalUnwritable(str(exc)) from exc
+        if written != len(line):
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise JournalUnwritable(f"short write: {written} of {len(line)} bytes")
         self._size += len(line)
         self._dirty = True
         self.appended += 1

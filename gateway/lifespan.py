@@ -74,6 +74,7 @@ class Lifespan:
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._proxy: Proxy | None = None
+        self.recorder: Recorder | None = None
         self.shipper: Shipper | None = None
         self.draining = False
         self.in_flight = 0
@@ -116,7 +117,7 @@ class Lifespan:
         self._journal.open()
         recovered = self._recover()
         self._session = make_session(self._settings)
-        recorder = Recorder(self._journal, self._inflight, self._metrics)
+        self.recorder = recorder = Recorder(self._journal, self._inflight, self._metrics)
         self._proxy = Proxy(self._settings, self._session, self._pool, recorder, self._metrics)
         self._spawn("discovery", lambda: self._discovery.run(self._pool.update))
         self._spawn("inflight-flush", self._flush_inflight)
@@ -169,7 +170,13 @@ class Lifespan:
     async def _flush_inflight(self) -> None:
         while True:
             await asyncio.sleep(INFLIGHT_FLUSH_SECONDS)
+            if self.recorder is not None and self.recorder.unwritable:
+                self.recorder.retry()
             await asyncio.to_thread(self._inflight.flush)
+
+    @property
+    def journal_unwritable(self) -> bool:
+        return self.recorder is not None and self.recorder.unwritable
 
     async def stop(self) -> None:
         self.draining = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -9,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 from modelplex.billing.contracts import Outcome, Principal, UsageEvent
 from modelplex.gateway.inflight import InFlightTable
-from modelplex.gateway.journal import Journal
+from modelplex.gateway.journal import Journal, JournalUnwritable
 from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.gateway.sse import Usage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -75,17 +78,50 @@ class Meter:
 
 
 class Recorder:
-    """Tracks dispatched requests in flight, journals each one's usage event (once), counts its tokens."""
+    """Tracks dispatched requests in flight, journals each one's usage event (once), counts its tokens.
+
+    When the journal cannot be written (a full disk), a finished request's event waits in memory and
+    its slot in the in-flight table stays taken (so a crash meanwhile still bills it); `retry` journals
+    the waiting events once the disk takes them again. Meanwhile `unwritable` is set, and the gateway
+    refuses new requests rather than serve what it could not bill.
+    """
 
     def __init__(self, journal: Journal, inflight: InFlightTable, metrics: GatewayMetrics) -> None:
         self._journal = journal
         self._inflight = inflight
         self._metrics = metrics
+        self._waiting: list[tuple[UsageEvent, Meter]] = []
+        self.unwritable = False
+
+    def _unwritable(self, error: JournalUnwritable) -> None:
+        if not self.unwritable:
+            log.error("Failed writing the usage journal error=%s; refusing new requests meanwhile", error)
+        self.unwritable = True
+        self._metrics.journal_unwritable.set(1)
+        self._metrics.journal_write_failures.inc()
+
+    def retry(self) -> int:
+        """Journal the events that waited for the disk; how many are still waiting."""
+        while self._waiting:
+            event, meter = self._waiting[0]
+            try:
+                self._journal.append(event)
+            except JournalUnwritable as error:
+                self._unwritable(error)
+                break
+            self._waiting.pop(0)
+            self._inflight.release(meter)
+        self._metrics.journal_pending.set(len(self._waiting))
+        if not self._waiting and self.unwritable:
+            self.unwritable = False
+            self._metrics.journal_unwritable.set(0)
+            log.warning("Resumed writing the usage journal")
+        return len(self._waiting)
 
     def dispatched(self, meter: Meter) -> None:
         """The request is about to be sent to `meter.replica` (again, after a retry)."""
+        self._inflight.track(meter)  # first: a table that cannot grow (disk full) sends nothing
         meter.dispatched = True
-        self._inflight.track(meter)
 
     def progressed(self, meter: Meter) -> None:
         """The engine reported (cumulative) usage."""
@@ -96,9 +132,19 @@ class Recorder:
             return None
         meter.recorded = True
         event = meter.event(outcome)
-        self._journal.append(event)
-        self._inflight.release(meter)  # after the append: a kill in between only makes a duplicate
         self._count(event, meter.ttft_seconds)
+        if self._waiting:  # keep the journal in order: behind the ones already waiting
+            self._waiting.append((event, meter))
+            self.retry()
+            return event
+        try:
+            self._journal.append(event)
+        except JournalUnwritable as error:
+            self._waiting.append((event, meter))
+            self._metrics.journal_pending.set(len(self._waiting))
+            self._unwritable(error)
+            return event
+        self._inflight.release(meter)  # after the append: a kill in between only makes a duplicate
         return event
 
     def _count(self, event: UsageEvent, ttft: float | None) -> None:

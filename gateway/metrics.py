@@ -83,6 +83,19 @@ class GatewayMetrics:
             "modelplex_gateway_usage_events_shipped", "Usage events shipped since start.", registry=r
         )
 
+        self.journal_unwritable = Gauge(
+            "modelplex_gateway_journal_unwritable",
+            "1 while the usage journal cannot be written (disk full or failing): new requests get 503.",
+            registry=r,
+        )
+        self.journal_pending = Gauge(
+            "modelplex_gateway_journal_pending_events",
+            "Usage events served but not yet journaled, held in memory and in the in-flight table.",
+            registry=r,
+        )
+        self.journal_write_failures = Counter(
+            "modelplex_gateway_journal_write_failures", "Failed journal appends.", registry=r
+        )
         self.limits_degraded = Gauge(
             "modelplex_gateway_limits_degraded",
             "1 while shared limits (Redis) are unreachable and this replica enforces its own.",

@@ -98,9 +98,15 @@ def free_port() -> int:
 
 
 def start_gateway(
-    config: Path, journal: Path, env: dict[str, str], log: Path, args: tuple[str, ...] = ()
+    config: Path,
+    journal: Path,
+    env: dict[str, str],
+    log: Path,
+    args: tuple[str, ...] = (),
+    wrapper: tuple[str, ...] = (),
 ) -> GatewayProcess:
-    """`modelplex gateway run --port <free> --config CONFIG ARGS`, once its /healthz answers."""
+    """`modelplex gateway run --port <free> --config CONFIG ARGS` (run by WRAPPER, a command prefix that
+    ends by exec'ing it, when given), once its /healthz answers."""
     port = free_port()
     settings = {
         "MODELPLEX_GATEWAY_JOURNAL_DIR": str(journal),
@@ -110,7 +116,7 @@ def start_gateway(
     }
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [CLI, "gateway", "run", "--port", str(port), "--config", str(config), *args],
+            [*wrapper, CLI, "gateway", "run", "--port", str(port), "--config", str(config), *args],
             env={**env, **settings},
             stdout=sink,
             stderr=subprocess.STDOUT,
