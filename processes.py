@@ -38,6 +38,8 @@ class Component:
     pid: int
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    argv: tuple[str, ...] = ()  # how it was started (empty when only its pid is known)
+    env: dict[str, str] | None = None
 
     def running(self) -> bool:
         if self.process is not None:
@@ -71,7 +73,7 @@ def start(
             start_new_session=True,
             preexec_fn=_die_with_parent if tied_to_parent else None,
         )
-    return Component(name=name, pid=process.pid, log=log, process=process)
+    return Component(name=name, pid=process.pid, log=log, process=process, argv=tuple(argv), env=env)
 
 
 def pid_alive(pid: int) -> bool:

@@ -60,6 +60,22 @@ class DevCluster:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    def restart(self, name: str, down_seconds: float = 0.0) -> None:
+        """Stop component `name` (SIGTERM, then SIGKILL), keep it down `down_seconds`, and start it
+        again as it was started (same flags, same ports); the kube-apiserver is waited for until
+        ready. For a cluster started by this process (one loaded from a state file lacks the flags)."""
+        index, old = next((i, c) for i, c in enumerate(self.components) if c.name == name)
+        if not old.argv:
+            raise RuntimeError(f"{name} was not started by this process; its flags are unknown")
+        processes.stop([old])
+        time.sleep(down_seconds)
+        new = processes.start(name, old.argv, old.log.parent, env=old.env)
+        self.components[index] = new
+        if name == "kube-apiserver":
+            with BlockingClient(self.kubeconfig, timeout_seconds=3) as client:
+                wait_until("kube-apiserver /readyz", lambda: client.ok("/readyz"), 60, [new])
+        log.info("Restarted dev cluster component=%s down_s=%.1f", name, down_seconds)
+
     def user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         """A kubeconfig authenticating as `user` (in `groups`), with only what RBAC grants them.
 

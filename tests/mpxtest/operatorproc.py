@@ -54,6 +54,14 @@ class OperatorProcess:
             self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no shutdown handlers run."""
+        if self.process is None:
+            return
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
 
