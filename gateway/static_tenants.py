@@ -29,7 +29,13 @@ class StaticTenant(BaseModel):
 
 def key_id(api_key: str) -> str:
     """A non-secret identifier of a key (safe for logs and usage rows)."""
-    return "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
+    return "key-" + _digest(api_key)[:12]
+
+
+def _digest(api_key: str) -> str:
+    # Keys are looked up by their digest, never compared as text: the time a lookup takes cannot tell
+    # how much of a guess matched a real key.
+    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 class StaticKeyAuthority:
@@ -37,7 +43,7 @@ class StaticKeyAuthority:
 
     def __init__(self, tenants: Iterable[StaticTenant] = ()) -> None:
         self._tenants: dict[str, StaticTenant] = {}
-        self._by_key: dict[str, str] = {}
+        self._by_key: dict[str, str] = {}  # key digest -> tenant id
         self._used: dict[str, tuple[int, Decimal]] = {}
         self._prices: dict[str, TokenPrice] = {}
         for tenant in tenants:
@@ -46,10 +52,10 @@ class StaticKeyAuthority:
     def put(self, tenant: StaticTenant) -> None:
         self._tenants[tenant.tenant_id] = tenant
         self._by_key = {k: v for k, v in self._by_key.items() if v != tenant.tenant_id}
-        self._by_key.update((key, tenant.tenant_id) for key in tenant.keys)
+        self._by_key.update((_digest(key), tenant.tenant_id) for key in tenant.keys)
 
     def revoke(self, api_key: str) -> None:
-        self._by_key.pop(api_key, None)
+        self._by_key.pop(_digest(api_key), None)
 
     def set_used(self, tenant_id: str, tokens: int, spend: Decimal = Decimal(0)) -> None:
         self._used[tenant_id] = (tokens, spend)
@@ -58,7 +64,7 @@ class StaticKeyAuthority:
         self._prices[model] = price
 
     async def authenticate(self, api_key: str) -> Principal | None:
-        tenant_id = self._by_key.get(api_key)
+        tenant_id = self._by_key.get(_digest(api_key))
         if tenant_id is None:
             return None
         tenant = self._tenants[tenant_id]

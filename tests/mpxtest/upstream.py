@@ -109,6 +109,8 @@ class FakeReplica:
     generation_tokens_total: int = 0
     aborted: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[bytes, bytes]] = field(default_factory=list)  # of each request, as received
+    answer_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # added to stream answers
     generated: dict[str, int] = field(default_factory=dict)  # tokens per x-request-id
     url: str = ""
 
@@ -122,6 +124,7 @@ class FakeReplica:
         body = await _read(receive)
         self.requests += 1
         self.bodies.append(body)
+        self.headers.append(dict(scope["headers"]))
         request_id = dict(scope["headers"]).get(b"x-request-id", b"").decode()
         self.generated[request_id] = 0
         if self.fail_status is not None:
@@ -213,7 +216,7 @@ class FakeReplica:
             int(time.time()),
             path == "/v1/chat/completions",
         )
-        headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), *self.answer_headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         try:
             for i in range(n + 1):  # chat: a role chunk first; completions: n text chunks + finish
