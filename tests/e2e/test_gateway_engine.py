@@ -41,6 +41,14 @@ class Stack:
     engine: RealEngine
     url: str  # the gateway, with /v1
     sink: MemorySink
+    gateway: Gateway
+
+    def mark(self) -> tuple[int, Counters]:
+        """How many usage events there are, and the engine's counters, once the gateway is idle: a
+        whole answer reaches its client just before its event is recorded, so a test that starts at
+        once could otherwise count the previous test's last event as its own."""
+        eventually(lambda: self.gateway.lifespan.in_flight == 0, 30, 0.01, what="the gateway idle")
+        return len(self.sink.events), self.engine.counters()
 
     def client(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url, api_key=KEY, max_retries=0, timeout=120)
@@ -84,9 +92,10 @@ def stack(real_engine: RealEngine, tmp_path_factory: pytest.TempPathFactory) -> 
     sink = MemorySink()
     authority = StaticKeyAuthority(load_static_config(config).tenants)
     loop = LoopThread()
-    served: Served = loop.run(serve(Gateway(settings, authority, sink, StaticFileSource(config)), "on"))
+    gateway = Gateway(settings, authority, sink, StaticFileSource(config))
+    served: Served = loop.run(serve(gateway, "on"))
     try:
-        yield Stack(real_engine, served.url + "/v1", sink)
+        yield Stack(real_engine, served.url + "/v1", sink, gateway)
     finally:
         loop.run(shutdown(served), timeout=60)
         loop.stop()
@@ -97,7 +106,7 @@ def _billed(events: list[UsageEvent]) -> Counters:
 
 
 def test_sync_async_and_streamed_calls_bill_what_the_engine_counted(stack: Stack) -> None:
-    seen, before = len(stack.sink.events), stack.engine.counters()
+    seen, before = stack.mark()
     client = stack.client()
     answer = client.chat.completions.create(model="smollm2", messages=MESSAGES, max_tokens=8)
     assert answer.choices[0].message.content
@@ -127,7 +136,7 @@ def test_sync_async_and_streamed_calls_bill_what_the_engine_counted(stack: Stack
 
 
 def test_an_aborted_stream_is_billed_for_what_the_engine_generated(stack: Stack) -> None:
-    seen, before = len(stack.sink.events), stack.engine.counters()
+    seen, before = stack.mark()
     stream = stack.client().completions.create(
         model="smollm2",
         prompt="Write a long story about a lighthouse keeper.",
@@ -185,7 +194,7 @@ def test_a_non_streaming_answer_is_byte_for_byte_the_engines_own(
 
 
 def test_an_abandoned_non_streaming_request_is_billed_for_what_the_engine_generated(stack: Stack) -> None:
-    seen, before = len(stack.sink.events), stack.engine.counters()
+    seen, before = stack.mark()
     with pytest.raises(openai.APITimeoutError):
         stack.client().with_options(timeout=1.0).completions.create(
             model="smollm2",
@@ -201,7 +210,7 @@ def test_an_abandoned_non_streaming_request_is_billed_for_what_the_engine_genera
 
 
 def test_a_2000_token_budget_holds_against_100_concurrent_then_back_to_back_requests(stack: Stack) -> None:
-    seen = len(stack.sink.events)
+    seen, _ = stack.mark()
     max_tokens = 16
 
     async def burst() -> list[str]:
