@@ -19,7 +19,7 @@ import openai
 import pytest
 import yaml
 
-from modelplex.billing.contracts import Outcome
+from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.static import StaticFileSource, load_static_config
 from modelplex.gateway.pool import Replica
@@ -121,6 +121,16 @@ def _stream(url: str, seen: StreamSeen) -> None:
                 seen.tokens = chunk["usage"]["completion_tokens"]
 
 
+def _events_after(pair: Pair, seen: int, count: int) -> list[UsageEvent]:
+    """The `count` usage events after the first `seen`, once shipped."""
+
+    def arrived() -> list[UsageEvent] | None:
+        events = list(pair.sink.events.values())[seen:]
+        return events if len(events) >= count else None
+
+    return eventually(arrived, 30, 0.02, what=f"{count} more usage events")
+
+
 def _replica(pair: Pair, endpoint_id: str) -> Replica:
     return next(r for r in pair.gateway.pool.replicas() if r.endpoint.id == endpoint_id)
 
@@ -174,7 +184,7 @@ def test_killing_one_of_two_engines_mid_stream(pair: Pair) -> None:
     before = len(pair.sink.events)
     for _ in range(6):
         assert client.completions.create(model="smollm2", prompt="The sky is", max_tokens=4).choices[0].text
-    after_kill = list(pair.sink.events.values())[before:]
+    after_kill = _events_after(pair, before, 6)
     assert {e.replica for e in after_kill} == {"survivor"}
     assert _replica(pair, "victim").ejected
 
@@ -185,4 +195,4 @@ def test_killing_one_of_two_engines_mid_stream(pair: Pair) -> None:
     before = len(pair.sink.events)
     for _ in range(4):
         client.completions.create(model="smollm2", prompt="The sky is", max_tokens=4)
-    assert "victim" in {e.replica for e in list(pair.sink.events.values())[before:]}
+    assert "victim" in {e.replica for e in _events_after(pair, before, 4)}

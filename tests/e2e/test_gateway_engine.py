@@ -8,6 +8,7 @@ Requests are short (the engine generates ~30 tokens/s per request on 2 cores).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -44,10 +45,16 @@ class Stack:
     gateway: Gateway
 
     def mark(self) -> tuple[int, Counters]:
-        """How many usage events there are, and the engine's counters, once the gateway is idle: a
-        whole answer reaches its client just before its event is recorded, so a test that starts at
-        once could otherwise count the previous test's last event as its own."""
-        eventually(lambda: self.gateway.lifespan.in_flight == 0, 30, 0.01, what="the gateway idle")
+        """How many usage events there are, and the engine's counters, once the gateway is idle and
+        has shipped every event it journaled: a whole answer reaches its client just before its event
+        is recorded (and shipped later), so a test that starts at once could otherwise count the
+        previous test's last event as its own."""
+
+        def settled() -> bool:
+            idle = self.gateway.lifespan.in_flight == 0
+            return idle and len(self.sink.events) >= self.gateway.journal.appended
+
+        eventually(settled, 30, 0.01, what="the gateway idle, its events shipped")
         return len(self.sink.events), self.engine.counters()
 
     def client(self) -> openai.OpenAI:
@@ -195,13 +202,26 @@ def test_a_non_streaming_answer_is_byte_for_byte_the_engines_own(
 
 def test_an_abandoned_non_streaming_request_is_billed_for_what_the_engine_generated(stack: Stack) -> None:
     seen, before = stack.mark()
-    with pytest.raises(openai.APITimeoutError):
-        stack.client().with_options(timeout=1.0).completions.create(
-            model="smollm2",
-            prompt="Write a long story about a lighthouse keeper.",
-            max_tokens=1800,
-            extra_body={"ignore_eos": True},  # several seconds of generation: the client leaves first
-        )
+
+    async def leave_once_generating() -> None:
+        """Send the request, and hang up once the engine has generated a few of its tokens."""
+        async with openai.AsyncOpenAI(base_url=stack.url, api_key=KEY, max_retries=0, timeout=120) as client:
+            request = asyncio.ensure_future(
+                client.completions.create(
+                    model="smollm2",
+                    prompt="Write a long story about a lighthouse keeper.",
+                    max_tokens=1800,
+                    extra_body={"ignore_eos": True},  # seconds of generation: the client leaves first
+                )
+            )
+            while (stack.engine.counters() - before).generation < 5:
+                assert not request.done(), "the answer came before the client could leave"
+                await asyncio.sleep(0.05)
+            request.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await request
+
+    asyncio.run(leave_once_generating())
     (event,) = stack.billed_since(seen, 1)
     assert event.outcome == Outcome.ABORTED
     assert 0 < event.completion_tokens < 1800
