@@ -33,10 +33,15 @@ _Found = tuple[Principal, datetime | None]  # the principal and when its key exp
 
 
 class LedgerKeyAuthority:
-    def __init__(self, ledger: Ledger, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ledger: Ledger, clock: Callable[[], float] = time.monotonic, cache_entries: int = 10_000
+    ) -> None:
         ttl = ledger.settings.auth_cache_seconds
         self._ledger = ledger
-        self._keys: TtlCache[str, _Found | None] = TtlCache(ttl, clock=clock)
+        self._keys: TtlCache[str, _Found | None] = TtlCache(ttl, cache_entries, clock)
+        # Digests no key has, apart: a flood of made-up keys then evicts only other made-up keys,
+        # never the last answers for real ones that serving falls back on while the ledger is away.
+        self._unknown: TtlCache[str, None] = TtlCache(ttl, cache_entries, clock)
         self._budgets: TtlCache[str, BudgetStatus] = TtlCache(ttl, clock=clock)
         self._prices: TtlCache[str, TokenPrice | None] = TtlCache(ttl, clock=clock)
 
@@ -45,22 +50,30 @@ class LedgerKeyAuthority:
             return None
         digest = key_hash(self._ledger.pepper, api_key)
         fresh, found = self._keys.get(digest)
+        if not fresh and self._unknown.get(digest)[0]:
+            return None
         if not fresh:
             try:
                 found = await self._lookup(digest)
             except UNREACHABLE as error:
                 known, found = self._keys.last(digest)
-                if not known:
+                if not known and not self._unknown.last(digest)[0]:
                     raise
                 _log.warning(
                     "Served a cached key check: the ledger is unreachable error=%s", type(error).__name__
                 )
             else:
-                self._keys.put(digest, found)
+                self._remember(digest, found)
         if found is None:
             return None
         principal, expires_at = found
         return principal if expires_at is None or expires_at > utcnow() else None
+
+    def _remember(self, digest: str, found: _Found | None) -> None:
+        if found is not None or self._keys.last(digest)[0]:  # a real key, or one revoked since
+            self._keys.put(digest, found)
+        else:
+            self._unknown.put(digest, None)
 
     async def _lookup(self, digest: str) -> _Found | None:
         query = (
@@ -124,5 +137,6 @@ class LedgerKeyAuthority:
     def forget(self) -> None:
         """Drop every cached answer (after a change made in this process)."""
         self._keys.clear()
+        self._unknown.clear()
         self._budgets.clear()
         self._prices.clear()

@@ -40,10 +40,14 @@ async def test_known_keys_and_budgets_are_served_from_the_last_answer_while_the_
         known = await keystore.create_key(ledger, "acme")
         never_checked = await keystore.create_key(ledger, "acme")
         clock = Clock()
-        authority = LedgerKeyAuthority(ledger, clock=clock)
+        authority = LedgerKeyAuthority(ledger, clock=clock, cache_entries=20)
         principal = await authority.authenticate(known.plaintext)
         assert principal is not None
         budget = await authority.budget(tenant.id)
+        # A flood of made-up keys (well-formed, so each is looked up) fills only the cache of unknowns:
+        # the last answer for the real key survives it.
+        for guess in range(100):
+            assert await authority.authenticate(f"mpx-{guess:043d}") is None
 
         await ledger.engine.dispose()
         # The next connection finds an empty new file: no tables, every query fails.
