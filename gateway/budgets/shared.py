@@ -23,21 +23,22 @@ MONTH_SECONDS = 40 * 24 * 3600  # a month's keys outlive the month a little, the
 _CLOCK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local function expire_dead()
-  local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
-  for _, id in ipairs(dead) do
-    local held = redis.call('HGET', KEYS[2], id)
-    if held then
-      local tokens, nanos = string.match(held, '(-?%d+) (-?%d+)')
-      redis.call('HINCRBY', KEYS[1], 'reserved_tokens', 0 - tonumber(tokens))
-      redis.call('HINCRBY', KEYS[1], 'reserved_nanos', 0 - tonumber(nanos))
-      redis.call('HDEL', KEYS[2], id)
-    end
-    redis.call('ZREM', KEYS[3], id)
+-- Give hold `id` back, if it is still held. (0 - x, not -x: Lua formats a negated zero as '-0',
+-- which HINCRBY refuses.)
+local function release(id)
+  local held = redis.call('HGET', KEYS[2], id)
+  if held then
+    local tokens, nanos = string.match(held, '(-?%d+) (-?%d+)')
+    redis.call('HINCRBY', KEYS[1], 'reserved_tokens', 0 - tonumber(tokens))
+    redis.call('HINCRBY', KEYS[1], 'reserved_nanos', 0 - tonumber(nanos))
+    redis.call('HDEL', KEYS[2], id)
   end
+  redis.call('ZREM', KEYS[3], id)
+end
+local function expire_dead()
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do release(id) end
 end
 local function field(name) return tonumber(redis.call('HGET', KEYS[1], name) or '0') end
--- (0 - x, not -x: Lua formats a negated zero as '-0', which HINCRBY refuses)
 local function keep()
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1])) end
 end
@@ -78,15 +79,7 @@ return {1, '', '0', '0', '0', '0'}
 SETTLE = (
     _CLOCK
     + """
-local id = ARGV[2]
-local held = redis.call('HGET', KEYS[2], id)
-if held then
-  local tokens, nanos = string.match(held, '(-?%d+) (-?%d+)')
-  redis.call('HINCRBY', KEYS[1], 'reserved_tokens', 0 - tonumber(tokens))
-  redis.call('HINCRBY', KEYS[1], 'reserved_nanos', 0 - tonumber(nanos))
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-end
+release(ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'used_tokens', tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[1], 'used_nanos', tonumber(ARGV[4]))
 keep()
