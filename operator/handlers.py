@@ -83,7 +83,7 @@ def build_registry(
         body = _typed(event, labels.API_VERSION, labels.KIND)
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if event.get("type") == "DELETED":
-            controller.store.drop_deployment(key)
+            controller.store.drop_deployment(key, body["metadata"].get("resourceVersion"))
         else:
             # Our own status writes come back as events too: only a new spec goes before the rest.
             controller.queue.add(key, urgent=controller.store.put_deployment(body))

@@ -16,6 +16,7 @@ from modelplex.crds import labels
 from modelplex.operator.gpus import NodeGpus, Placement, body_placement
 from modelplex.operator.plan import ChildKey
 from modelplex.operator.status import PodState
+from modelplex.operator.versions import Versions, resource_version
 
 Manifest = dict[str, Any]
 Key = tuple[str, str]  # (namespace, ModelDeployment name)
@@ -74,7 +75,9 @@ class Store:
     def __init__(self) -> None:
         self._deployments: dict[Key, bytes] = {}
         self._generations: dict[Key, int] = {}
+        self._deployment_versions: Versions[Key] = Versions()
         self._children: dict[Key, dict[ChildKey, bytes]] = defaultdict(dict)
+        self._child_versions: Versions[tuple[Key, ChildKey]] = Versions()
         self._pods: dict[Key, dict[str, PodState]] = defaultdict(dict)
         self._nodes: dict[str, NodeGpus] = {}
         self._node_view: tuple[NodeGpus, ...] = ()
@@ -92,8 +95,11 @@ class Store:
         return body
 
     def put_deployment(self, body: Manifest) -> bool:
-        """Keeps `body`; True when the ModelDeployment is new or its spec changed (a new generation)."""
+        """Keeps `body` unless a newer copy is held; True when the ModelDeployment is new or its spec
+        changed (a new generation)."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if not self._deployment_versions.admit(key, resource_version(body)):
+            return False
         generation = int(body["metadata"].get("generation") or 0)
         previous = self._generations.get(key)
         self._generations[key] = generation
@@ -104,7 +110,9 @@ class Store:
             self._node_readers.pop(key, None)
         return previous != generation
 
-    def drop_deployment(self, key: Key) -> None:
+    def drop_deployment(self, key: Key, version: str | None = None) -> None:
+        """Forgets the ModelDeployment deleted at resourceVersion `version`."""
+        self._deployment_versions.delete(key, version)
         self._deployments.pop(key, None)
         self._generations.pop(key, None)
         self._node_readers.pop(key, None)
@@ -127,22 +135,32 @@ class Store:
         return self._node_view
 
     def put_child(self, body: Manifest) -> Key | None:
+        """Keeps `body` unless a newer copy is held (or was deleted); its owner's key either way."""
         key = owner_key(body)
         if key is not None:
-            self._children[key][(body["kind"], body["metadata"]["name"])] = _packed(body)
+            child = (body["kind"], body["metadata"]["name"])
+            if self._child_versions.admit((key, child), resource_version(body)):
+                self._children[key][child] = _packed(body)
         return key
 
     def drop_child(self, body: Manifest) -> Key | None:
         key = owner_key(body)
-        if key is not None and key in self._children:
-            self._children[key].pop((body["kind"], body["metadata"]["name"]), None)
-            if not self._children[key]:
-                del self._children[key]
+        if key is not None:
+            child = (body["kind"], body["metadata"]["name"])
+            self._child_versions.delete((key, child), resource_version(body))
+            self._remove_child(key, child)
         return key
 
     def forget_child(self, key: Key, child: ChildKey) -> None:
+        """Forgets a child the operator deleted itself."""
+        self._child_versions.forget((key, child))
+        self._remove_child(key, child)
+
+    def _remove_child(self, key: Key, child: ChildKey) -> None:
         if key in self._children:
             self._children[key].pop(child, None)
+            if not self._children[key]:
+                del self._children[key]
 
     def put_pod(self, body: Manifest) -> Key | None:
         key = owner_key(body)

@@ -26,14 +26,12 @@ def test_a_client_leaving_a_non_streaming_request_cancels_it_and_bills_it_aborte
     replica = world.replica(token_delay=0.02)  # 100 tokens: 2 s unless cancelled
     world.tenant(tokens_per_minute=100_000)
     url = world.gateway()
-    started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(url + "/v1/chat/completions", json=CHAT, headers=AUTH, timeout=0.3)
     (event,) = world.wait_events(1)
     assert event.outcome is Outcome.ABORTED
     _wait(lambda: replica.aborted == 1)
     assert replica.aborted == 1  # the engine stopped generating
-    assert time.monotonic() - started < 1.5
     assert 0 < replica.generation_tokens_total < 100
     # Sent upstream as a stream, it is billed what the engine generated until it was cancelled: every
     # token it reported (one generated while the gateway was closing the connection goes unread).
@@ -73,7 +71,7 @@ def test_a_client_leaving_the_queue_is_not_billed_and_frees_its_place(world: Wor
     body = {**CHAT, "max_tokens": 1}
     first = threading.Thread(target=lambda: httpx.post(url + "/v1/chat/completions", json=body, headers=AUTH))
     first.start()
-    time.sleep(0.1)
+    _wait(lambda: world.replicas[0].requests == 1)  # the first holds the only place
     with pytest.raises(httpx.ReadTimeout):  # queued behind the first, then gone
         httpx.post(url + "/v1/chat/completions", json=body, headers=AUTH, timeout=0.2)
     _wait(lambda: 'queue_depth{model="m1"} 0.0' in httpx.get(url + "/metrics").text)
