@@ -96,6 +96,12 @@ class GatewayMetrics:
         self.journal_write_failures = Counter(
             "modelplex_gateway_journal_write_failures", "Failed journal appends.", registry=r
         )
+        self.connections_refused = Counter(
+            "modelplex_gateway_connections_refused",
+            "Client connections answered with a refusal and closed (gateway/connection_limits.py).",
+            ["reason"],
+            registry=r,
+        )
         self.limits_degraded = Gauge(
             "modelplex_gateway_limits_degraded",
             "1 while shared limits (Redis) are unreachable and this replica enforces its own.",

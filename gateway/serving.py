@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Literal
 
 import uvicorn
 
 from modelplex.gateway.app import Gateway
+from modelplex.gateway.connection_limits import ConnectionLimits, default_max_connections, guarded_protocol
 from modelplex.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -29,18 +30,37 @@ class ListenError(Exception):
     """A listener could not be opened (address in use, unknown host, ...)."""
 
 
+def connection_limits(settings: GatewaySettings) -> ConnectionLimits:
+    return ConnectionLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+        header_timeout_seconds=settings.header_timeout_seconds,
+        body_timeout_seconds=settings.body_timeout_seconds,
+        keep_alive_seconds=settings.keep_alive_seconds,
+        max_connections=settings.max_connections or default_max_connections(),
+    )
+
+
 def server_config(
-    app: object, settings: GatewaySettings, port: int, lifespan: Literal["on", "off"], drain: float
+    app: Gateway | object,
+    settings: GatewaySettings,
+    port: int,
+    lifespan: Literal["on", "off"],
+    drain: float,
+    on_refused: Callable[[str], None],
 ) -> uvicorn.Config:
+    limits = connection_limits(settings)
     return uvicorn.Config(
         app,  # type: ignore[arg-type]  # uvicorn's ASGI type is narrower than our Scope mapping
         host=settings.host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(limits, on_refused),
+        ws="none",
         lifespan=lifespan,
         access_log=False,
         log_config=None,
+        timeout_keep_alive=int(max(1, limits.keep_alive_seconds)),
         timeout_graceful_shutdown=int(drain),
     )
 
@@ -92,13 +112,25 @@ class _TenantServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def _counting_refusals(app: Gateway) -> Callable[[str], None]:
+    refused = app.metrics.connections_refused
+    return lambda reason: refused.labels(reason).inc()
+
+
+def tenant_config(app: Gateway, settings: GatewaySettings) -> uvicorn.Config:
+    """The tenant-facing listener's configuration (it runs the lifespan)."""
+    return server_config(
+        app, settings, settings.port, "on", settings.drain_timeout_seconds, _counting_refusals(app)
+    )
+
+
 def tenant_server(app: Gateway, settings: GatewaySettings) -> uvicorn.Server:
     """The uvicorn server for `app`; with an admin listener it also serves that, on its own socket."""
-    config = server_config(app, settings, settings.port, "on", settings.drain_timeout_seconds)
+    config = tenant_config(app, settings)
     if app.admin_listener is None or settings.admin_port is None:
         return uvicorn.Server(config)
     admin_socket = listen(settings.admin_bind_host, settings.admin_port)
     admin_config = server_config(
-        app.admin_listener, settings, settings.admin_port, "off", ADMIN_DRAIN_SECONDS
+        app.admin_listener, settings, settings.admin_port, "off", ADMIN_DRAIN_SECONDS, _counting_refusals(app)
     )
     return _TenantServer(config, _AdminServer(admin_config), admin_socket)

@@ -25,6 +25,7 @@ import uvicorn
 from modelplex.billing.contracts import PlanLimits, UsageEvent
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.base import Catalog, ModelSpec, Publish
+from modelplex.gateway.serving import tenant_config
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.static_tenants import StaticKeyAuthority, StaticTenant
 
@@ -69,10 +70,17 @@ def free_socket() -> socket.socket:
 
 
 async def serve(
-    app: Any, lifespan: Literal["auto", "on", "off"] = "off", sock: socket.socket | None = None
+    app: Any,
+    lifespan: Literal["auto", "on", "off"] = "off",
+    sock: socket.socket | None = None,
+    config: uvicorn.Config | None = None,
 ) -> Served:
+    """Serve `app` on `sock` (default: a free loopback port), with `config` (default: plain uvicorn)."""
     sock = sock or free_socket()
-    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False, http="httptools")
+    if config is None:
+        config = uvicorn.Config(
+            app, lifespan=lifespan, log_level="warning", access_log=False, http="httptools"
+        )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     while not server.started:
@@ -436,7 +444,8 @@ class World:
         self.discovery = MemoryDiscovery(Catalog(models=tuple(models)))
         app = Gateway(config, self.authority, self.sink, self.discovery)
         self.gateways.append(app)
-        served = self.loop.run(serve(app, lifespan="on"))
+        # Served as `modelplex gateway run` serves it: the same protocol, limits and timeouts.
+        served = self.loop.run(serve(app, config=tenant_config(app, config)))
         self.served.append(served)
         return served.url
 

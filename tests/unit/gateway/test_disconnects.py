@@ -33,11 +33,12 @@ def test_a_client_leaving_a_non_streaming_request_cancels_it_and_bills_it_aborte
     _wait(lambda: replica.aborted == 1)
     assert replica.aborted == 1  # the engine stopped generating
     assert 0 < replica.generation_tokens_total < 100
-    # Sent upstream as a stream, it is billed what the engine generated until it was cancelled: every
-    # token it reported (one generated while the gateway was closing the connection goes unread).
+    # Sent upstream as a stream, it is billed what the engine reported until it was cancelled: never
+    # more than it generated; the few generated while the gateway was closing the connection (in the
+    # socket, unread: one on a quiet machine, a few under load) go unbilled.
     assert event.prompt_tokens == 4
     generated = replica.generated[event.request_id]
-    assert generated - 1 <= event.completion_tokens <= generated
+    assert generated - 3 <= event.completion_tokens <= generated
     assert replica.bodies[-1]["stream"] is True
     metrics = httpx.get(url + "/metrics").text
     assert 'modelplex_gateway_requests_total{code="499",model="m1",tenant="*"} 1.0' in metrics
