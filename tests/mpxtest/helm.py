@@ -3,6 +3,7 @@ prometheus-operator's monitoring CRDs, and kubeconfigs holding a ServiceAccount'
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,3 +133,29 @@ def token_kubeconfig(
         )
     )
     return path
+
+
+FIXTURE_DASHBOARD = '{"title": "Fixture", "panels": []}'
+FIXTURE_ALERTS = {
+    "groups": [
+        {
+            "name": "modelplex-fixture",
+            "rules": [
+                {"alert": "Down", "expr": "up == 0", "annotations": {"summary": "{{ $labels.job }} is down"}}
+            ],
+        }
+    ]
+}
+
+
+def chart_copy(folder: Path, dashboards: bool = False, alerts: bool = False) -> Path:
+    """A copy of the chart without its files/, and with a fixture dashboard and alert rules when asked."""
+    chart = folder / "modelplex"
+    shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("files"))
+    if dashboards:
+        (chart / "files" / "dashboards").mkdir(parents=True)
+        (chart / "files" / "dashboards" / "Gateway_Overview.json").write_text(FIXTURE_DASHBOARD)
+    if alerts:
+        (chart / "files").mkdir(exist_ok=True)
+        (chart / "files" / "alerts.yaml").write_text(yaml.safe_dump(FIXTURE_ALERTS))
+    return chart

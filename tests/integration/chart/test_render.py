@@ -3,7 +3,6 @@ every object, refusals of bad values naming what is wrong, and what each switch 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import yaml
 
 from modelplex.crds.generate import CRD_PATH
 from modelplex.manifests.rbac import GATEWAY, OPERATOR
-from mpxtest.helm import CHART, PROFILES, Helm, profile_flags
+from mpxtest.helm import CHART, FIXTURE_ALERTS, FIXTURE_DASHBOARD, PROFILES, Helm, chart_copy, profile_flags
 
 STANDARD_LABELS = {
     "app.kubernetes.io/name": "modelplex",
@@ -190,44 +189,25 @@ def test_engines_accept_only_the_gateway_and_the_operator(helm: Helm) -> None:
     assert not _by_kind(helm.objects({"networkPolicy": {"enabled": False}}), "NetworkPolicy")
 
 
-DASHBOARD = '{"title": "Fixture", "panels": []}'
-ALERTS = {
-    "groups": [
-        {
-            "name": "modelplex",
-            "rules": [
-                {"alert": "X", "expr": "up == 0", "annotations": {"summary": "{{ $labels.job }} down"}}
-            ],
-        }
-    ]
-}
-
-
-@pytest.fixture
-def chart_with_files(tmp_path: Path) -> Path:
-    """A copy of the chart with one fixture dashboard (and no alert rules yet)."""
-    chart = tmp_path / "modelplex"
-    shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("files"))
-    (chart / "files" / "dashboards").mkdir(parents=True)
-    (chart / "files" / "dashboards" / "Gateway_Overview.json").write_text(DASHBOARD)
-    return chart
-
-
-def test_dashboards_and_alert_rules_come_from_the_files(helm: Helm, chart_with_files: Path) -> None:
+def test_dashboards_and_alert_rules_come_from_the_files(helm: Helm, tmp_path: Path) -> None:
+    chart_with_files = chart_copy(tmp_path, dashboards=True)
     flags = profile_flags("monitoring")
     objects = helm.objects({}, *flags, chart=chart_with_files)
     dashboard = _one(objects, "ConfigMap", "-dashboard-gateway-overview")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
-    assert dashboard["data"] == {"Gateway_Overview.json": DASHBOARD}
+    assert dashboard["data"] == {"Gateway_Overview.json": FIXTURE_DASHBOARD}
     assert not _by_kind(objects, "PrometheusRule")  # no files/alerts.yaml
 
-    for text in (yaml.safe_dump(ALERTS), yaml.safe_dump(ALERTS["groups"])):  # `groups:` or the bare list
+    for text in (
+        yaml.safe_dump(FIXTURE_ALERTS),
+        yaml.safe_dump(FIXTURE_ALERTS["groups"]),
+    ):  # `groups:` or the bare list
         (chart_with_files / "files" / "alerts.yaml").write_text(text)
         rule = _one(
             helm.objects({"monitoring": {"labels": {"team": "ml"}}}, *flags, chart=chart_with_files),
             "PrometheusRule",
         )
-        assert rule["spec"] == ALERTS
+        assert rule["spec"] == FIXTURE_ALERTS
         assert rule["metadata"]["labels"]["team"] == "ml"
     assert not _by_kind(helm.objects({}, chart=chart_with_files), "PrometheusRule")  # no monitoring API
     off = {"monitoring": {"dashboards": {"enabled": False}}}
