@@ -112,11 +112,8 @@ def token_kubeconfig(
     request = client.AuthenticationV1TokenRequest(
         spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
     )
-    token = (
-        client.CoreV1Api(kube)
-        .create_namespaced_service_account_token(account, namespace, request)
-        .status.token
-    )
+    issued: Any = client.CoreV1Api(kube).create_namespaced_service_account_token(account, namespace, request)
+    token: str = issued.status.token
     admin = yaml.safe_load(admin_kubeconfig.read_text())
     cluster = admin["clusters"][0]
     user = f"{namespace}-{account}"

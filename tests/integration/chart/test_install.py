@@ -51,12 +51,11 @@ def _established(dynamic: DynamicClient, name: str) -> bool:
 @pytest.fixture(scope="module")
 def monitoring_api(dynamic: DynamicClient) -> None:
     """The cluster serves monitoring.coreos.com/v1, from the pinned prometheus-operator's CRDs."""
-    for crd in monitoring_crds():
+    crds = monitoring_crds()
+    for crd in crds:
         apply_manifest(dynamic, crd)
-        eventually(
-            lambda name=crd["metadata"]["name"]: _established(dynamic, name),
-            what=f"{crd['metadata']['name']}",
-        )
+    names: list[str] = [crd["metadata"]["name"] for crd in crds]
+    eventually(lambda: all(_established(dynamic, n) for n in names), what=f"{names} to be established")
 
 
 def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -201,11 +200,11 @@ def test_install_ran_the_migration_and_started_every_component(
 ) -> None:
     apps = client.AppsV1Api(kube)
     for name in (f"{FULLNAME}-operator", f"{FULLNAME}-gateway"):
-        deployment = apps.read_namespaced_deployment(name, release.namespace)
+        deployment: Any = apps.read_namespaced_deployment(name, release.namespace)
         assert deployment.status.ready_replicas == deployment.spec.replicas, name
     # The hook Job succeeded and was deleted (hook-succeeded): no Job is left behind.
     assert not client.BatchV1Api(kube).list_namespaced_job(release.namespace).items
-    secret = client.CoreV1Api(kube).read_namespaced_secret(f"{FULLNAME}-generated", release.namespace)
+    secret: Any = client.CoreV1Api(kube).read_namespaced_secret(f"{FULLNAME}-generated", release.namespace)
     assert len(base64.b64decode(secret.data["admin-token"])) == 48
     assert len(base64.b64decode(secret.data["key-pepper"])) == 64
 
@@ -295,15 +294,15 @@ def test_upgrade_rolls_the_gateway_and_keeps_the_generated_secret(
 ) -> None:
     apps, core = client.AppsV1Api(kube), client.CoreV1Api(kube)
     name = f"{FULLNAME}-gateway"
-    before = apps.read_namespaced_deployment(name, release.namespace)
+    before: Any = apps.read_namespaced_deployment(name, release.namespace)
     secret = core.read_namespaced_secret(f"{FULLNAME}-generated", release.namespace).data
     release.upgrade("--set", "gateway.routing.queueMaxSize=100")
-    after = apps.read_namespaced_deployment(name, release.namespace)
+    after: Any = apps.read_namespaced_deployment(name, release.namespace)
     assert after.metadata.generation > before.metadata.generation
     env = {e.name: e.value for e in after.spec.template.spec.containers[0].env}
     assert env["MODELPLEX_GATEWAY_QUEUE_MAX_SIZE"] == "100"
     selector = "app.kubernetes.io/component=gateway"
-    sets = apps.list_namespaced_replica_set(release.namespace, label_selector=selector).items
+    sets: list[Any] = apps.list_namespaced_replica_set(release.namespace, label_selector=selector).items
     current = [s for s in sets if s.spec.replicas and s.status.ready_replicas == s.spec.replicas]
     assert len(sets) == 2
     assert len(current) == 1
@@ -338,13 +337,12 @@ def test_upgrade_applies_a_changed_crd_schema(release: Release, tmp_path: Path) 
     crd_file.write_text(yaml.safe_dump(crd, sort_keys=False))
     try:
         release.upgrade(chart=chart)
-        accepted = eventually(
-            lambda: (
-                (r := _kubectl(release.kubeconfig, *dry_run, stdin=_with_note(example))).returncode == 0 and r
-            ),
-            timeout=30,
-            what="the new field to be accepted",
-        )
+
+        def accepted_now() -> subprocess.CompletedProcess[str] | None:
+            result = _kubectl(release.kubeconfig, *dry_run, stdin=_with_note(example))
+            return result if result.returncode == 0 else None
+
+        accepted = eventually(accepted_now, timeout=30, what="the new field to be accepted")
         assert "created (server dry run)" in accepted.stdout
     finally:
         release.upgrade()  # back to the real schema for the rest of the session
@@ -360,7 +358,7 @@ def test_uninstall_keeps_the_crd_and_the_model_deployments(release: Release, kub
     assert result.returncode == 0, result.stderr
     assert "kept due to the resource policy" in result.stdout + result.stderr
     client.ApiextensionsV1Api(kube).read_custom_resource_definition(CRD_NAME)
-    kept = client.CustomObjectsApi(kube).get_namespaced_custom_object(
+    kept: Any = client.CustomObjectsApi(kube).get_namespaced_custom_object(
         "modelplex.dev", "v1alpha1", release.namespace, "modeldeployments", "llama-8b"
     )
     assert kept["metadata"]["name"] == "llama-8b"
