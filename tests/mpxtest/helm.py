@@ -37,6 +37,23 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+# Bad values and the words that must name what is wrong. Outside values.schema.json:
+SCHEMA_ERRORS: list[tuple[dict[str, Any], str]] = [
+    ({"gateway": {"replicass": 3}}, "additional properties 'replicass' not allowed"),
+    ({"gateway": {"replicas": "three"}}, "at '/gateway/replicas': got string, want integer"),
+    ({"monitoring": {"dashboards": {"enabled": "yes"}}}, "/monitoring/dashboards/enabled"),
+    ({"databse": {}}, "additional properties 'databse' not allowed"),
+    ({"logLevel": "LOUD"}, "/logLevel"),
+]
+# Rules across values, checked by the templates: `helm lint` only reports a template's `fail` as INFO,
+# so these are refused by `helm template`, `install` and `upgrade`, not by `lint`.
+RULE_ERRORS: list[tuple[dict[str, Any], str]] = [
+    ({"gateway": {"replicas": 3}, "redis": {"url": "redis://r:6379"}}, "database: SQLite serves one gateway"),
+    ({"gateway": {"replicas": 3}, "database": {"existingSecret": "db"}}, "redis: 3 gateway replicas need"),
+    ({"gateway": {"autoscaling": {"enabled": True}}}, "allows 10"),
+]
+
+
 @dataclass(frozen=True)
 class Helm:
     binary: Path

@@ -26,7 +26,17 @@ from kubernetes.dynamic import DynamicClient
 from modelplex.crds.labels import CRD_NAME
 from modelplex.devcluster.cluster import DevCluster
 from mpxtest.cluster import apply_manifest, fresh_namespace
-from mpxtest.helm import CHART, PROFILES, Helm, chart_copy, monitoring_crds, profile_flags, token_kubeconfig
+from mpxtest.helm import (
+    CHART,
+    PROFILES,
+    RULE_ERRORS,
+    SCHEMA_ERRORS,
+    Helm,
+    chart_copy,
+    monitoring_crds,
+    profile_flags,
+    token_kubeconfig,
+)
 from mpxtest.operatorproc import KUBECTL, MODELPLEX, Kit, OperatorProcess
 from mpxtest.upstream import free_socket
 from mpxtest.wait import eventually
@@ -100,6 +110,18 @@ def test_every_object_passes_server_side_validation(
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.count("(server dry run)") == rendered.count("\nkind: ")
+
+
+@pytest.mark.parametrize(("values", "named"), [SCHEMA_ERRORS[0], SCHEMA_ERRORS[1], *RULE_ERRORS])
+def test_install_with_bad_values_is_refused_naming_them(
+    helm: Helm, dev_cluster: DevCluster, values: dict[str, Any], named: str
+) -> None:
+    name = "refused"
+    args = ("install", name, str(CHART), "--namespace", "default", "-f", str(helm.values_file(name, values)))
+    result = helm.run(*args, kubeconfig=dev_cluster.kubeconfig)
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert helm.run("status", name, "-n", "default", kubeconfig=dev_cluster.kubeconfig).returncode != 0
 
 
 @dataclass

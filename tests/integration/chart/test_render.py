@@ -11,7 +11,17 @@ import yaml
 
 from modelplex.crds.generate import CRD_PATH
 from modelplex.manifests.rbac import GATEWAY, OPERATOR
-from mpxtest.helm import CHART, FIXTURE_ALERTS, FIXTURE_DASHBOARD, PROFILES, Helm, chart_copy, profile_flags
+from mpxtest.helm import (
+    CHART,
+    FIXTURE_ALERTS,
+    FIXTURE_DASHBOARD,
+    PROFILES,
+    RULE_ERRORS,
+    SCHEMA_ERRORS,
+    Helm,
+    chart_copy,
+    profile_flags,
+)
 
 STANDARD_LABELS = {
     "app.kubernetes.io/name": "modelplex",
@@ -100,22 +110,6 @@ def test_monitoring_renders_only_where_the_api_is_served(helm: Helm) -> None:
     assert all(m["metadata"]["labels"]["release"] == "kube-prometheus" for m in monitors)
     off = {**PROFILES["monitoring"], "monitoring": {"serviceMonitor": {"enabled": False}}}
     assert not _by_kind(helm.objects(off, *profile_flags("monitoring")), "ServiceMonitor")
-
-
-SCHEMA_ERRORS = [
-    ({"gateway": {"replicass": 3}}, "additional properties 'replicass' not allowed"),
-    ({"gateway": {"replicas": "three"}}, "at '/gateway/replicas': got string, want integer"),
-    ({"monitoring": {"dashboards": {"enabled": "yes"}}}, "/monitoring/dashboards/enabled"),
-    ({"databse": {}}, "additional properties 'databse' not allowed"),
-    ({"logLevel": "LOUD"}, "/logLevel"),
-]
-# Rules across values, checked by the templates: `helm lint` only reports a template's `fail` as INFO,
-# so these are refused by template, install and upgrade (tests/integration/chart/test_install.py).
-RULE_ERRORS = [
-    ({"gateway": {"replicas": 3}, "redis": {"url": "redis://r:6379"}}, "database: SQLite serves one gateway"),
-    ({"gateway": {"replicas": 3}, "database": {"existingSecret": "db"}}, "redis: 3 gateway replicas need"),
-    ({"gateway": {"autoscaling": {"enabled": True}}}, "allows 10"),
-]
 
 
 def _refused(helm: Helm, *args: str, values: dict[str, Any]) -> str:
