@@ -10,6 +10,7 @@ pytest_plugins: list[str] = [
     "mpxtest.discovery",
     "mpxtest.engine",
     "mpxtest.gatewayproc",
+    "mpxtest.helm",
     "mpxtest.ledger",
     "mpxtest.metricsproxy",
     "mpxtest.operatorproc",

@@ -23,6 +23,7 @@ EVERYTHING = frozenset({"*"})
 ALLOWED: dict[str, frozenset[str]] = {
     "crds": frozenset(),
     "kube": frozenset({"crds"}),
+    "manifests": frozenset({"crds"}),
     "billing": frozenset({"crds"}),
     "processes": frozenset(),
     "engine": frozenset({"crds", "processes"}),
