@@ -43,6 +43,8 @@ class Shipper:
             except Exception as exc:  # any sink failure: keep the events, try again later
                 log.warning("Failed to ship usage error=%s retry_in_s=%.1f", type(exc).__name__, delay)
                 self._on_failure()
+                # What waits keeps growing while the ledger is away: say so (the backlog alert reads it).
+                self.backlog = backlog_bytes(self._journal.directory, self.position)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff_max)
                 continue
