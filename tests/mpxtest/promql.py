@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 import promql_parser as pq
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 Labels = frozenset[str]
@@ -33,9 +34,8 @@ def exported_series(registry: CollectorRegistry) -> dict[str, Labels]:
     # The registry keeps its collectors privately; each labelled one gets a child here so that its
     # series (and their labels) show in the text, which is then read as Prometheus would read it.
     for collector in list(registry._collector_to_names):
-        label_names = getattr(collector, "_labelnames", ())
-        if label_names:
-            collector.labels(*("probe" for _ in label_names))
+        if isinstance(collector, MetricWrapperBase) and collector._labelnames:
+            collector.labels(*("probe" for _ in collector._labelnames))
     series: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         for sample in family.samples:
@@ -43,12 +43,12 @@ def exported_series(registry: CollectorRegistry) -> dict[str, Labels]:
     return {name: frozenset(labels) for name, labels in series.items()}
 
 
-def interpolated(expr: str) -> str:
+def interpolated(expr: str, keep_variables: bool = False) -> str:
     """`expr` as Grafana sends it: intervals become a duration, every other variable a regex that
-    matches anything (dashboards use variables only in `=~` matchers)."""
+    matches anything (dashboards use variables only in `=~` matchers), or stays as written."""
     for interval in GRAFANA_INTERVALS:
         expr = expr.replace(interval, "5m")
-    return _VARIABLE.sub(".*", expr)
+    return expr if keep_variables else _VARIABLE.sub(".*", expr)
 
 
 def label_values_query(query: str) -> tuple[str | None, str]:
@@ -68,6 +68,18 @@ def expression_problems(expr: str, known: Mapping[str, Labels]) -> list[str]:
     problems: list[str] = []
     _Checker(known, problems).labels(tree)
     return problems
+
+
+def selectors(expr: str) -> list[tuple[str | None, dict[str, str]]]:
+    """Each series selector in `expr`: its metric name and its matchers (label -> value as written)."""
+    found: list[tuple[str | None, dict[str, str]]] = []
+
+    def visit(node: pq.Expr) -> None:
+        if isinstance(node, pq.VectorSelector):
+            found.append((node.name, {m.name: m.value for m in node.matchers.matchers}))
+
+    pq.walk(pq.parse(interpolated(expr, keep_variables=True)), pre_visit=visit)
+    return found
 
 
 class _Checker:
@@ -139,9 +151,9 @@ class _Checker:
                 self._need(matched, left, "on (...), left side")
                 self._need(matched, right, "on (...), right side")
             if modifier.card == pq.VectorMatchCardinality.ManyToOne:
-                return None if left is None else left | set(modifier.group_labels)
+                return None if left is None else left | set(modifier.group_labels or ())
             if modifier.card == pq.VectorMatchCardinality.OneToMany:
-                return None if right is None else right | set(modifier.group_labels)
+                return None if right is None else right | set(modifier.group_labels or ())
         if isinstance(node.lhs, pq.NumberLiteral):
             return right
         if str(node.op) == "or":
