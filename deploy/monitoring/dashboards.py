@@ -95,7 +95,12 @@ class Panel:
         if self.kind == "heatmap":
             return {"calculate": False, "cellGap": 1, "yAxis": {"unit": self.unit}, "legend": {"show": True}}
         if self.kind == "bargauge":
-            return {"displayMode": "gradient", "orientation": "horizontal", "showUnfilled": True}
+            return {
+                "displayMode": "gradient",
+                "orientation": "horizontal",
+                "showUnfilled": True,
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            }
         return {
             "legend": {
                 "displayMode": "table",
