@@ -50,7 +50,7 @@ lint: install typecheck  ## ruff check, ruff format --check and mypy
 
 # mypy cannot follow setuptools' editable import hook, so it reads the package through a link
 # (pyproject's mypy_path). Tests and benchmarks are read as the modules pytest and python see.
-TYPECHECK_PACKAGE := -m modelplex -m modelplex.cli -m modelplex.processes $(addprefix -p modelplex.,crds kube manifests operator engine local devcluster gateway billing)
+TYPECHECK_PACKAGE := -m modelplex -m modelplex.cli -m modelplex.processes -m modelplex.logs $(addprefix -p modelplex.,crds kube manifests operator engine local devcluster gateway billing)
 TYPECHECK_TESTS := -m conftest $(addprefix -p ,mpxtest unit integration e2e)
 TYPECHECK_BENCH := $(patsubst bench/%.py,-m %,$(wildcard bench/*.py))
 

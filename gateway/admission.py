@@ -16,6 +16,7 @@ from modelplex.gateway.errors import (
     unauthorized,
 )
 from modelplex.gateway.limits.base import Limiter, LimitExceeded, Ticket
+from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.gateway.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,13 @@ def may_use(principal: Principal, spec: ModelSpec) -> bool:
 
 
 class Admission:
-    def __init__(self, authority: KeyAuthority, limiter: Limiter, pool: Pool) -> None:
+    def __init__(
+        self, authority: KeyAuthority, limiter: Limiter, pool: Pool, metrics: GatewayMetrics
+    ) -> None:
         self._authority = authority
         self._limiter = limiter
         self._pool = pool
+        self._metrics = metrics
 
     async def authenticate(self, scope: Scope) -> Principal:
         key = bearer_key(scope)
@@ -55,6 +59,7 @@ class Admission:
             principal = await self._authority.authenticate(key)
         except Exception as exc:  # the ledger is down and this key was never seen: it cannot be checked
             log.error("Failed checking an API key error=%s", type(exc).__name__)
+            self._metrics.ledger_failures.labels("authenticate").inc()
             raise ledger_unreachable("check the API key") from None
         if principal is None:
             raise unauthorized("Invalid or revoked API key.")

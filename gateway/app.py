@@ -79,7 +79,7 @@ class Gateway:
         limiter = limiter or _limiter(settings)
         if isinstance(limiter, FallbackLimiter):
             self.metrics.watch_limits(lambda: limiter.degraded)
-        self.admission = Admission(authority, limiter, self.pool)
+        self.admission = Admission(authority, limiter, self.pool, self.metrics)
         keeper = _budget_keeper(settings)
         self.reservations = Reservations(
             authority,
@@ -87,6 +87,7 @@ class Gateway:
             settings.budget_cache_seconds,
             settings.default_context_tokens,
             settings.prompt_overhead_tokens,
+            self.metrics,
         )
         self.lifespan = Lifespan(
             settings, self.pool, self.journal, sink, discovery, (limiter, keeper), self.metrics, services

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
+from modelplex import logs
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.base import Catalog, DiscoverySource, Publish
 from modelplex.gateway.discovery.kube import KubernetesSource
@@ -18,8 +18,6 @@ from modelplex.gateway.serving import ListenError, tenant_server
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.static_tenants import StaticKeyAuthority
 from modelplex.kube.credentials import CredentialsError, load_credentials
-
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
 class NoModels:
@@ -105,7 +103,15 @@ def gateway() -> None:
     default=None,
     help="Address of the admin listener (default: --host; MODELPLEX_GATEWAY_ADMIN_HOST).",
 )
-def run(**options: Any) -> None:
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(logs.LEVELS),
+    help="Of Modelplex's own logs; libraries (httpx, uvicorn, alembic, ...) log WARNING and above "
+    "unless DEBUG.",
+)
+def run(log_level: str, **options: Any) -> None:
     """Serve the gateway until SIGINT/SIGTERM, then drain in-flight requests.
 
     With MODELPLEX_DATABASE_URL set, keys, budgets and usage go through the ledger and its admin API
@@ -118,7 +124,7 @@ def run(**options: Any) -> None:
         settings = GatewaySettings(**overrides)
     except ValidationError as error:
         raise click.UsageError(_settings_problems(error)) from None
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logs.configure(log_level)
     app = build_app(settings, configured_ledger())
     try:
         server = tenant_server(app, settings)

@@ -159,6 +159,7 @@ class Lifespan:
             self._settings.ship_batch_size,
             self._settings.ship_interval_seconds,
             self._settings.ship_backoff_max_seconds,
+            on_failure=self._metrics.ledger_failures.labels("ship").inc,
         )
         self._metrics.watch_journal(lambda: shipper.backlog, lambda: shipper.shipped)
         if recovered:

@@ -156,6 +156,6 @@ class Recorder:
             tokens.labels(tenant, model, "cached").inc(event.cached_tokens)
         if event.completion_tokens:
             tokens.labels(tenant, model, "completion").inc(event.completion_tokens)
-        self._metrics.duration.labels(model).observe(event.duration_ms / 1000)
+        self._metrics.duration.labels(tenant, model).observe(event.duration_ms / 1000)
         if ttft is not None:
-            self._metrics.ttft.labels(model).observe(ttft)
+            self._metrics.ttft.labels(tenant, model).observe(ttft)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from modelplex.billing.contracts import UsageSink
 from modelplex.gateway.journal import Cursor, Journal, Position, backlog_bytes, read_events, segment_path
@@ -14,13 +15,20 @@ log = logging.getLogger(__name__)
 
 class Shipper:
     def __init__(
-        self, journal: Journal, sink: UsageSink, batch_size: int, interval: float, backoff_max: float
+        self,
+        journal: Journal,
+        sink: UsageSink,
+        batch_size: int,
+        interval: float,
+        backoff_max: float,
+        on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._journal = journal
         self._sink = sink
         self._batch = batch_size
         self._interval = interval
         self._backoff_max = backoff_max
+        self._on_failure = on_failure  # each failed shipment (the ledger unreachable, or refusing)
         self._cursor = Cursor(journal.directory)
         self.position = self._cursor.load()
         self.shipped = 0
@@ -34,6 +42,9 @@ class Shipper:
                 delay = self._interval
             except Exception as exc:  # any sink failure: keep the events, try again later
                 log.warning("Failed to ship usage error=%s retry_in_s=%.1f", type(exc).__name__, delay)
+                self._on_failure()
+                # What waits keeps growing while the ledger is away: say so (the backlog alert reads it).
+                self.backlog = backlog_bytes(self._journal.directory, self.position)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff_max)
                 continue
@@ -69,6 +80,7 @@ class Shipper:
                     return True
             except Exception as exc:
                 log.warning("Failed to ship usage at shutdown error=%s", type(exc).__name__)
+                self._on_failure()
                 await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         return False
 

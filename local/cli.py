@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from modelplex import logs
 from modelplex.crds.labels import API_VERSION, KIND
 from modelplex.engine.install import EngineMissing, EngineSettings
 from modelplex.local.manifests import ManifestError
@@ -18,8 +18,6 @@ from modelplex.local.settings import DEFAULT_DEPLOYMENT, LocalSettings
 from modelplex.local.stack import StackError, run
 from modelplex.local.templates import PlanError
 from modelplex.processes import pid_alive
-
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
 @click.command("up")
@@ -32,7 +30,15 @@ LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
     help=f"ModelDeployment YAML to serve (repeatable) [default: {DEFAULT_DEPLOYMENT.name}].",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Gateway port [8080].")
-def up(files: tuple[Path, ...], port: int | None) -> None:
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(logs.LEVELS),
+    help="Of Modelplex's own logs; libraries (httpx, uvicorn, alembic, ...) log WARNING and above "
+    "unless DEBUG.",
+)
+def up(files: tuple[Path, ...], port: int | None, log_level: str) -> None:
     """Serve models on this machine: ledger, gateway and vLLM workers.
 
     The ledger (SQLite in the state folder), the gateway with its admin API, and vLLM worker
@@ -42,7 +48,7 @@ def up(files: tuple[Path, ...], port: int | None) -> None:
     """
     overrides: dict[str, Any] = {"port": port} if port is not None else {}
     settings = LocalSettings(**overrides)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    logs.configure(log_level)
     try:
         code = run(settings, list(files) or [DEFAULT_DEPLOYMENT], EngineSettings())
     except (ManifestError, PlanError, EngineMissing, StackError) as error:

@@ -8,13 +8,15 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from modelplex.engine.install import EngineSettings, environment, require
-from modelplex.gateway.app import Gateway
+from modelplex.gateway.app import App, Gateway
 from modelplex.gateway.ledger_binding import LedgerBinding
 from modelplex.gateway.serving import tenant_server
 from modelplex.gateway.settings import GatewaySettings
@@ -28,6 +30,7 @@ from modelplex.operator.autoscaler.settings import AutoscalerSettings
 from modelplex.processes import pid_alive
 
 log = logging.getLogger(__name__)
+CONSOLE_PATH = "/admin/"  # the operators' web console, when the admin app serves one
 
 
 class StackError(RuntimeError):
@@ -73,13 +76,57 @@ def claim_pid_file(path: Path) -> None:
     path.write_text(f"{os.getpid()}\n")
 
 
-def banner(endpoints: Endpoints, api_key: str, admin_token: str, model: str) -> str:
+def admin_base(gateway: GatewaySettings, endpoints: Endpoints) -> str:
+    """Where /admin/ is served: the admin listener when there is one, else the tenant-facing port."""
+    if gateway.admin_port:
+        return f"http://{gateway.admin_bind_host}:{gateway.admin_port}"
+    return endpoints.base
+
+
+async def serves_page(app: App, path: str) -> bool:
+    """Whether `app` answers a browser's `GET path` without credentials with a page or a redirect
+    to one (a sign-in page): asked in process, so that the banner names only what is there."""
+    status = 0
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"accept", b"text/html")],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+    }
+    await app(scope, receive, send)
+    return 200 <= status < 400
+
+
+def banner(
+    endpoints: Endpoints, admin: str, api_key: str, admin_token: str, model: str, console: bool
+) -> str:
+    """What `modelplex up` prints once every model answers; `admin` is where /admin/ is served."""
     base = endpoints.base
     message = '[{"role": "user", "content": "Say hello in one sentence."}]'
+    console_line = f"Console: {admin}/admin/ (sign in with the admin token)\n" if console else ""
     return f"""
 Gateway: {base}/v1
 API key: {api_key}
-Admin: {base}/admin/v1/ (Authorization: Bearer {admin_token})
+{console_line}Admin API: {admin}/admin/v1/ (send Authorization: Bearer <admin token>)
+Admin token: {admin_token}
+  e.g. curl {admin}/admin/v1/tenants -H "Authorization: Bearer {admin_token}"
 
 Try it with curl:
 curl {base}/v1/chat/completions -H "Authorization: Bearer {api_key}" \\
@@ -134,10 +181,27 @@ class Stack:
             gateway_metrics_token=None if token is None else token.get_secret_value(),
         )
         self._server: uvicorn.Server | None = None
-        self._banner = ""
+        self._ledger: LedgerBinding | None = None
+        self._access: ledger_setup.DemoAccess | None = None
+        self._printing: set[asyncio.Task[None]] = set()
 
     def _announce(self) -> None:
-        print(self._banner, flush=True)
+        """Called on the event loop once every model answers: print the banner."""
+        task = asyncio.get_running_loop().create_task(self._print_banner())
+        self._printing.add(task)
+        task.add_done_callback(self._printing.discard)
+
+    async def _print_banner(self) -> None:
+        if self._ledger is None or self._access is None:
+            raise RuntimeError("the banner comes once the ledger is prepared and the gateway serves")
+        try:
+            console = await serves_page(self._ledger, CONSOLE_PATH)
+        except Exception as error:  # the banner must come out whatever the admin app does
+            log.warning("Failed asking the admin app for its console error=%s", type(error).__name__)
+            console = False
+        admin = admin_base(self.gateway_settings, self.endpoints)
+        access, model = self._access, self.templates[0].served_name
+        print(banner(self.endpoints, admin, access.api_key, access.admin_token, model, console), flush=True)
 
     def _fail(self, message: str) -> None:
         self.failure = message
@@ -155,14 +219,11 @@ class Stack:
 
     async def _serve(self) -> int:
         billing = ledger_setup.billing_settings(self.settings.local_dir)
-        access = await ledger_setup.prepare(
+        self._access = await ledger_setup.prepare(
             billing, self.settings.local_dir, self.settings.demo_tenant, self.templates
         )
-        self._banner = banner(
-            self.endpoints, access.api_key, access.admin_token, self.templates[0].served_name
-        )
         gateway_settings = self.gateway_settings
-        ledger = LedgerBinding(billing)
+        ledger = self._ledger = LedgerBinding(billing)
         app = Gateway(
             gateway_settings,
             ledger,

@@ -136,9 +136,10 @@ class WorkerPool:
             return True
         if healthy != worker.ready:
             worker.ready = healthy
+            # Once per change: the checks themselves (every poll) are not worth a line.
             log.info(
-                "Worker %s deployment=%s replica=%d",
-                "ready" if healthy else "not ready",
+                "Worker became %s deployment=%s replica=%d",
+                "healthy" if healthy else "unhealthy",
                 worker.deployment,
                 worker.replica,
             )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
+from modelplex import logs
 from modelplex.kube.credentials import CredentialsError, load_credentials
 from modelplex.operator.runner import run_operator
 from modelplex.operator.settings import OperatorSettings
@@ -29,14 +29,17 @@ def operator_group() -> None:
 @click.option("--namespace", "namespaces", multiple=True, help="Watch only this namespace (repeatable).")
 @click.option("--workers", type=int, default=None, help="Reconciles running at once.")
 @click.option(
-    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(logs.LEVELS),
+    help="Of the operator's own logs; kopf and other libraries log WARNING and above unless DEBUG.",
 )
 def run_command(
     kubeconfig: Path | None, namespaces: tuple[str, ...], workers: int | None, log_level: str
 ) -> None:
     """Run the operator until interrupted (settings: MODELPLEX_OPERATOR_*)."""
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kopf").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
+    logs.configure(log_level)
     overrides: dict[str, Any] = {}
     if kubeconfig is not None:
         overrides["kubeconfig"] = kubeconfig

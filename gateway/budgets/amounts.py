@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
-from modelplex.billing.contracts import PlanLimits, TokenPrice
+from modelplex.billing.contracts import BudgetStatus, PlanLimits, TokenPrice
 
 NANO = Decimal(1_000_000_000)
 PER_TOKEN = Decimal(1_000_000)  # prices are per 1M tokens
@@ -63,6 +63,18 @@ class Budget:
 def budget_of(limits: PlanLimits) -> Budget:
     spend = limits.monthly_spend_budget
     return Budget(limits.monthly_token_budget, None if spend is None else to_nanos(spend, ROUND_HALF_EVEN))
+
+
+def used_shares(limits: PlanLimits, status: BudgetStatus) -> dict[str, float]:
+    """The share of each monthly budget the ledger counts as used, by budget ("token", "spend"):
+    1.0 is all of it (more once requests in flight overran it); a budget of zero is all used."""
+    shares: dict[str, float] = {}
+    tokens, spend = limits.monthly_token_budget, limits.monthly_spend_budget
+    if tokens is not None:
+        shares["token"] = status.tokens_used / tokens if tokens > 0 else 1.0
+    if spend is not None:
+        shares["spend"] = float(status.spend_used / spend) if spend > 0 else 1.0
+    return shares
 
 
 def worst_case(

@@ -15,12 +15,14 @@ from modelplex.gateway.budgets.amounts import (
     reservation,
     to_nanos,
     used,
+    used_shares,
     worst_case,
 )
 from modelplex.gateway.budgets.keeper import BudgetExceeded, BudgetKeeper, Hold, Refusal
 from modelplex.gateway.discovery.base import ModelSpec
 from modelplex.gateway.errors import GatewayError, budget_exhausted, ledger_unreachable
 from modelplex.gateway.inference import InferenceRequest, Kind
+from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.gateway.sse import Usage
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,14 @@ class Reservations:
         cache_seconds: float,
         default_context_tokens: int,
         prompt_overhead_tokens: int,
+        metrics: GatewayMetrics,
     ) -> None:
         self._authority = authority
         self._keeper = keeper
         self._ttl = cache_seconds
         self._default_context = default_context_tokens
         self._overhead = prompt_overhead_tokens
+        self._metrics = metrics
         self._statuses: dict[str, tuple[float, BudgetStatus]] = {}
 
     async def reserve(
@@ -53,10 +57,11 @@ class Reservations:
         if not budget.limited:
             return None
         try:
-            status = await self._status(principal.tenant_id)
+            status = await self._status(principal)
             price = await self._authority.price(spec.name) if budget.nanos is not None else None
         except Exception as exc:  # the ledger is down and has never answered for this tenant or model
             log.error("Failed reading a budget tenant=%s error=%s", principal.tenant_id, type(exc).__name__)
+            self._metrics.ledger_failures.labels("budget").inc()
             raise ledger_unreachable("check the tenant's budget") from None
         case = worst_case(
             request.body_bytes + self._overhead * request.prompts,
@@ -95,12 +100,15 @@ class Reservations:
         except Exception:  # priced at reservation time, so this is cached; if not, count tokens only
             return None
 
-    async def _status(self, tenant_id: str) -> BudgetStatus:
+    async def _status(self, principal: Principal) -> BudgetStatus:
+        tenant_id = principal.tenant_id
         now = time.monotonic()
         cached = self._statuses.get(tenant_id)
         if cached is None or now - cached[0] > self._ttl:
             cached = (now, await self._authority.budget(tenant_id))
             self._statuses[tenant_id] = cached
+            shares = used_shares(principal.limits, cached[1])
+            self._metrics.budget_use.observe(tenant_id, month_key(datetime.now(UTC)), shares)
         return cached[1]
 
 

@@ -58,11 +58,11 @@ class RunningStack:
         return rows
 
 
-def _read_until_key(process: subprocess.Popen[str], output: list[str]) -> None:
+def _read_banner(process: subprocess.Popen[str], output: list[str]) -> None:
     assert process.stdout is not None
     for line in process.stdout:
         output.append(line)
-        if line.startswith("API key: "):
+        if line.startswith("Usage so far: "):  # the banner's last line
             return
 
 
@@ -79,15 +79,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     state_dir = tmp_path_factory.mktemp("up-state")
     env = _environment(state_dir)
     port = free_port()
-    process = subprocess.Popen(
-        [MODELPLEX, "up", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    with (state_dir / "up.stderr").open("w") as stderr:  # what the terminal shows besides the banner
+        process = subprocess.Popen(
+            [MODELPLEX, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
     output: list[str] = []
-    reader = threading.Thread(target=_read_until_key, args=(process, output), daemon=True)
+    reader = threading.Thread(target=_read_banner, args=(process, output), daemon=True)
     reader.start()
     reader.join(START_BUDGET_SECONDS)
     try:
@@ -100,6 +97,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=120)
+
+
+def test_the_terminal_shows_the_banner_then_health_changes_not_health_checks(stack: RunningStack) -> None:
+    admin = stack.base_url.removesuffix("/v1") + "/admin/v1/"
+    printed = "".join(stack.output)
+    assert f"Admin API: {admin} (send Authorization: Bearer <admin token>)" in printed
+    assert re.search(r"^Admin token: \S+$", printed, re.MULTILINE)
+    time.sleep(3)  # the runtime checks each worker's /health every second
+    logged = (stack.state_dir / "up.stderr").read_text()
+    assert "HTTP Request" not in logged
+    assert logged.count("Worker became healthy deployment=smollm2 replica=0") == 1
 
 
 def _billed(stack: RunningStack) -> Counters:

@@ -26,9 +26,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "manifests": frozenset({"crds"}),
     "billing": frozenset({"crds"}),
     "processes": frozenset(),
+    "logs": frozenset(),
     "engine": frozenset({"crds", "processes"}),
-    "operator": frozenset({"crds", "kube", "engine"}),
-    "gateway": frozenset({"crds", "kube", "billing.contracts"}),
+    "operator": frozenset({"crds", "kube", "engine", "logs"}),
+    "gateway": frozenset({"crds", "kube", "billing.contracts", "logs"}),
     "devcluster": frozenset({"kube", "crds", "processes"}),
     "local": EVERYTHING,
     "cli": EVERYTHING,
@@ -149,5 +150,5 @@ def test_relative_and_root_package_imports_are_resolved() -> None:
     found = Import(module, operator_module, 2, "gateway.app")
     assert violation(found) == (
         "operator/controller.py:2 (operator.controller) imports modelplex.gateway.app; "
-        "rule: operator may import crds, engine, kube"
+        "rule: operator may import crds, engine, kube, logs"
     )

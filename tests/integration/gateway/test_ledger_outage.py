@@ -89,11 +89,15 @@ def test_a_60_s_ledger_outage_under_load_loses_nothing_and_bills_everything_once
                 during = len(load.request_ids)
                 time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - began)))
                 served_during = len(load.request_ids) - during
+                failures = httpx.get(gateway.url + "/metrics", timeout=10).text
                 server.resume()
                 time.sleep(2)  # a little steady load after the outage too
             answered = list(load.request_ids)
             assert load.codes == {200: len(answered)}  # every request of the known key was served
             assert served_during >= RATE * OUTAGE_SECONDS * 0.5
+            # What the LedgerUnreachable alert reads: the unseen key's check, and the shipments.
+            assert 'modelplex_gateway_ledger_failures_total{operation="authenticate"} 1.0' in failures
+            assert 'modelplex_gateway_ledger_failures_total{operation="ship"}' in failures
             rows = wait_usage_rows(env, len(answered), timeout=60)
             assert sorted(rows) == sorted(answered)  # each answered request billed, exactly once
             print(

@@ -332,5 +332,7 @@ def test_usage_survives_a_down_ledger(world: World) -> None:
         assert _post(url).status_code == 200  # serving does not wait for the ledger
     time.sleep(0.2)
     assert not world.sink.events
+    failures = httpx.get(url + "/metrics").text
+    assert 'modelplex_gateway_ledger_failures_total{operation="ship"}' in failures
     world.sink.failing = False
     assert len(world.wait_events(5)) == 5

@@ -57,22 +57,37 @@ def test_the_run_loop_retries_until_the_sink_recovers(tmp_path: Path) -> None:
     journal = _journal(tmp_path)
     sink = MemorySink()
     sink.failing = True
-    shipper = Shipper(journal, sink, batch_size=100, interval=0.01, backoff_max=0.02)
+    failures: list[None] = []
+    shipper = Shipper(
+        journal,
+        sink,
+        batch_size=100,
+        interval=0.01,
+        backoff_max=0.02,
+        on_failure=lambda: failures.append(None),
+    )
 
     async def scenario() -> None:
         task = asyncio.create_task(shipper.run())
         journal.append(_event(1))
         await asyncio.sleep(0.1)
         assert not sink.events
+        assert failures
+        waiting = shipper.backlog
+        assert waiting > 0  # the backlog shows while the sink fails, not only once it ships again
+        journal.append(_event(2))
+        await asyncio.sleep(0.1)
+        assert shipper.backlog > waiting
         sink.failing = False
         for _ in range(200):
-            if sink.events:
+            if len(sink.events) == 2 and shipper.backlog == 0:
                 break
             await asyncio.sleep(0.01)
         task.cancel()
 
     asyncio.run(scenario())
-    assert list(sink.events) == ["req-1"]
+    assert list(sink.events) == ["req-1", "req-2"]
+    assert shipper.backlog == 0
     journal.close()
 
 
