@@ -7,6 +7,7 @@ does the rest, level-based, so a report may be repeated, lost or replayed:
 - a Ready replica with no open interval gets one, starting when it became Ready; the interval is
   keyed by (source, namespace, deployment, replica, start), so the same interval reported twice is
   one row, and a late replay cannot reopen an interval that was closed;
+- a report older than the latest one recorded for its source is ignored (delivered late);
 - an open interval whose replica is missing from the report is closed. When the producer has been
   reporting continuously (its previous report within CONTINUOUS of this one), it ends at this
   report; otherwise the producer was away (restarted, cut off) and the interval ends when it was last
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,6 +61,7 @@ class ObservationResult(Record):
     opened: int
     closed: int
     open: int
+    stale: bool = False  # older than a report already recorded: ignored
 
 
 class IntervalRecord(Record):
@@ -113,9 +115,16 @@ async def _open(session: AsyncSession, dialect: str, rows: list[dict[str, Any]])
     return len((await connection.execute(statement, rows)).scalars().all())
 
 
+async def _last_report(session: AsyncSession, source: str) -> datetime | None:
+    query = select(func.max(ReplicaInterval.last_seen_at)).where(ReplicaInterval.source == source)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def _apply(session: AsyncSession, dialect: str, report: Observation, at: datetime) -> ObservationResult:
     open_rows = await _open_rows(session, report.source)
-    previous = max((row.last_seen_at for row in open_rows), default=None)
+    previous = await _last_report(session, report.source)
+    if previous is not None and at < previous:  # a stale report, delivered late: newer ones won
+        return ObservationResult(opened=0, closed=0, open=len(open_rows), stale=True)
     ready = {replica.key: replica for replica in report.ready}
     closed, still_open = 0, []
     for row in open_rows:

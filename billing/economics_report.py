@@ -89,7 +89,7 @@ async def invoices_of(session: AsyncSession, period: Period, groups: Sequence[Us
     by_tenant: dict[str, list[UsageTotal]] = {}
     for group in groups:
         by_tenant.setdefault(group.tenant_id, []).append(group.total)
-    names = dict((await session.execute(select(Tenant.id, Tenant.name))).tuples().all())
+    names = dict((await session.execute(select(Tenant.id, Tenant.name))).all())
     return [
         compute_invoice(tenant_id, names.get(tenant_id, tenant_id), period, usage, book)
         for tenant_id, usage in sorted(by_tenant.items())
@@ -110,7 +110,7 @@ async def _busy(session: AsyncSession, start: datetime, end: datetime) -> list[t
     query = select(table.model, table.replica, table.busy_minutes).where(
         table.hour >= start, table.hour < end
     )
-    return [(model, replica, int(bits)) for model, replica, bits in (await session.execute(query)).tuples()]
+    return [(model, replica, int(bits)) for model, replica, bits in (await session.execute(query)).all()]
 
 
 async def economics_report(
@@ -150,7 +150,7 @@ async def slo_report(ledger: Ledger, period: Period, tenant: str | None = None) 
         query = select(Tenant, Plan).outerjoin(Plan, Plan.id == Tenant.plan_id).order_by(Tenant.name)
         if only is not None:
             query = query.where(Tenant.id == only.id)
-        owners = (await session.execute(query)).tuples().all()
+        owners = (await session.execute(query)).all()
         groups = await usage_groups(session, period.start, period.end, None if only is None else only.id)
     by_tenant: dict[str, dict[str, Served]] = {}
     for group in groups:
