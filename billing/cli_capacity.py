@@ -16,7 +16,7 @@ _ECONOMICS_COLUMNS = [
     "gpuHours",
     "gpuCost",
     "tokensServed",
-    "costPer1mTokens",
+    "costPer1MTokens",
     "revenue",
     "margin",
     "tokensPerSecondPerGpu",

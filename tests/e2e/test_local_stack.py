@@ -204,7 +204,7 @@ def test_the_capacity_ledger_records_each_ready_worker(stack: RunningStack) -> N
         row["promptTokens"] + row["completionTokens"] for row in stack.usage()
     )
     assert Decimal(total["gpuHours"]) > 0
-    assert Decimal(total["costPer1mTokens"]) > 0  # the local CPU profile's default cost
+    assert Decimal(total["costPer1MTokens"]) > 0  # the local CPU profile's default cost
 
 
 def test_ctrl_c_leaves_no_engine_process(stack: RunningStack) -> None:
