@@ -42,6 +42,14 @@ SUBCOMMANDS = {
         "modelplex.operator.cli:operator_group",
         "The Kubernetes operator that turns ModelDeployments into vLLM replicas.",
     ),
+    "costs": Subcommand(
+        "modelplex.billing.cli_capacity:costs_group",
+        "Set and list GPU costs (per GPU and hour; history is kept).",
+    ),
+    "capacity": Subcommand(
+        "modelplex.billing.cli_capacity:capacity_group",
+        "Replica serving intervals and what GPU time cost and earned.",
+    ),
     "tenants": Subcommand("modelplex.billing.cli:tenants_group", "Create, list and suspend tenants."),
     "keys": Subcommand("modelplex.billing.cli:keys_group", "Create, list and revoke API keys."),
     "plans": Subcommand(

@@ -32,6 +32,8 @@ def plans_group() -> None:
 @click.option(
     "--allow-model", "allowed", multiple=True, help="A model the plan allows (repeat; default: all)."
 )
+@click.option("--slo-ttft-p95-ms", type=click.IntRange(min=1), help="Objective: TTFT p95 at most this.")
+@click.option("--slo-availability", help="Objective: availability in percent, at least this (e.g. 99.5).")
 def plans_set(
     name: str,
     rpm: int | None,
@@ -41,8 +43,10 @@ def plans_set(
     monthly_spend: str | None,
     currency: str,
     allowed: tuple[str, ...],
+    slo_ttft_p95_ms: int | None,
+    slo_availability: str | None,
 ) -> None:
-    """Create plan NAME or replace its limits."""
+    """Create plan NAME or replace its limits and objectives."""
     spec = tenants.PlanSpec(
         name=name,
         requests_per_minute=rpm,
@@ -52,6 +56,8 @@ def plans_set(
         monthly_spend_budget=monthly_spend,
         currency=currency,
         allowed_models=list(allowed) or None,
+        slo_ttft_p95_ms=slo_ttft_p95_ms,
+        slo_availability_percent=slo_availability,
     )
     record = run(lambda ledger: tenants.put_plan(ledger, spec))
     click.echo(f"Set plan {record.name}")

@@ -15,16 +15,26 @@ from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelplex.billing.busy import busy_rows
 from modelplex.billing.contracts import Outcome, UsageEvent
+from modelplex.billing.histograms import BUCKET_NAMES, HISTOGRAM_COLUMNS, bucket_of, column_name
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import as_utc, hour_of
 from modelplex.billing.price_history import price_book
 from modelplex.billing.pricing import PriceBook
-from modelplex.billing.tables import UNPRICED, UsageEventRow, UsageHourly
+from modelplex.billing.tables import UNPRICED, ReplicaBusyHourly, UsageEventRow, UsageHourly
 
 _log = logging.getLogger(__name__)
 _ROLLUP_KEY = ("tenant_id", "model", "price_id", "hour")
-_ROLLUP_SUMS = ("requests", "aborted", "failed", "prompt_tokens", "cached_tokens", "completion_tokens")
+_ROLLUP_SUMS = (
+    "requests",
+    "aborted",
+    "failed",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    *HISTOGRAM_COLUMNS,
+)
 
 
 def unique_events(events: Iterable[UsageEvent]) -> list[UsageEvent]:
@@ -61,6 +71,9 @@ def rollup_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         total["failed"] += row["outcome"] == Outcome.FAILED.value
         for field in ("prompt_tokens", "cached_tokens", "completion_tokens"):
             total[field] += row[field]
+        if row["ttft_ms"] is not None:
+            total[column_name("ttft", BUCKET_NAMES[bucket_of(row["ttft_ms"])])] += 1
+        total[column_name("duration", BUCKET_NAMES[bucket_of(row["duration_ms"])])] += 1
     return [sums[key] for key in sorted(sums)]
 
 
@@ -94,6 +107,20 @@ async def _add_rollups(session: AsyncSession, dialect: str, rollups: list[dict[s
     await connection.execute(statement, rollups)
 
 
+async def _mark_busy(session: AsyncSession, dialect: str, rows: list[dict[str, Any]]) -> None:
+    busy = busy_rows(rows)
+    if not busy:
+        return
+    statement: Any = _insert(dialect, ReplicaBusyHourly.__table__)
+    column = ReplicaBusyHourly.__table__.c.busy_minutes
+    statement = statement.on_conflict_do_update(
+        index_elements=["model", "replica", "hour"],
+        set_={"busy_minutes": column.op("|")(statement.excluded.busy_minutes)},
+    )
+    connection = await session.connection()
+    await connection.execute(statement, busy)
+
+
 class LedgerSink:
     """The ledger's `UsageSink`: the gateway's journal hands it batches of metered requests."""
 
@@ -110,8 +137,8 @@ class LedgerSink:
             rows = [event_row(event, book) for event in batch]
             new_ids = await _insert_new(session, dialect, rows)
             if new_ids:
-                await _add_rollups(
-                    session, dialect, rollup_rows(r for r in rows if r["request_id"] in new_ids)
-                )
+                new_rows = [r for r in rows if r["request_id"] in new_ids]
+                await _add_rollups(session, dialect, rollup_rows(new_rows))
+                await _mark_busy(session, dialect, new_rows)
         _log.debug("Ingested usage batch events=%d new=%d", len(events), len(new_ids))
         return len(new_ids)

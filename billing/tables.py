@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Column,
     DateTime,
     Dialect,
     Float,
@@ -29,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from modelplex.billing.histograms import HISTOGRAM_COLUMNS
 from modelplex.billing.periods import as_utc
 
 NAMING_CONVENTION = {
@@ -81,6 +83,10 @@ class Plan(Base):
     monthly_spend_budget: Mapped[Decimal | None]
     currency: Mapped[str] = mapped_column(String(3))
     allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
+    # Service-level objectives (None: none stated): TTFT p95 in ms; availability in parts per million
+    # (995000 = 99.5 %), an integer so SQLite keeps it exact.
+    slo_ttft_p95_ms: Mapped[int | None] = mapped_column(BigInteger)
+    slo_availability_ppm: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -169,3 +175,68 @@ class UsageHourly(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger)
     cached_tokens: Mapped[int] = mapped_column(BigInteger)
     completion_tokens: Mapped[int] = mapped_column(BigInteger)
+
+
+# Latency histogram columns of usage_hourly: one count per fixed bucket (see billing/histograms.py).
+for _column in HISTOGRAM_COLUMNS:
+    setattr(UsageHourly, _column, Column(_column, BigInteger, nullable=False, server_default="0"))
+
+
+class GpuCost(Base):
+    """What one GPU of a product costs per hour: append-only history like prices. Amounts are integer
+    nano-units of the currency (2.49 USD = 2_490_000_000), exact on SQLite as on PostgreSQL."""
+
+    __tablename__ = "gpu_costs"
+    __table_args__ = (
+        UniqueConstraint("gpu_product", "effective_from"),
+        CheckConstraint("per_hour_nanos >= 0", name="non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gpu_product: Mapped[str] = mapped_column(String(128))
+    currency: Mapped[str] = mapped_column(String(3))
+    per_hour_nanos: Mapped[int] = mapped_column(BigInteger)
+    effective_from: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+
+
+class ReplicaInterval(Base):
+    """One serving interval of one replica: from Ready to not Ready (or gone); ended_at NULL while open.
+    A replica's interval is keyed by its start, so reporting the same interval again adds no row."""
+
+    __tablename__ = "replica_intervals"
+    __table_args__ = (
+        # named here: the convention's name would exceed PostgreSQL's 63 characters
+        UniqueConstraint(
+            "source", "namespace", "deployment", "replica", "started_at", name="uq_replica_intervals_key"
+        ),
+        Index(None, "started_at"),
+        Index(None, "source", "ended_at"),
+        CheckConstraint("gpus >= 0", name="gpus_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))  # who observes it: "kubernetes", "local"
+    namespace: Mapped[str] = mapped_column(String(253))
+    deployment: Mapped[str] = mapped_column(String(253))
+    model: Mapped[str] = mapped_column(String(256))  # the served name usage events carry
+    replica: Mapped[str] = mapped_column(String(256))
+    gpus: Mapped[int] = mapped_column(Integer)
+    gpu_product: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class ReplicaBusyHourly(Base):
+    """Per model, replica and UTC hour: a bitmap of the minutes with a request in flight (bit m set:
+    minute m of the hour). Bitwise OR merges batches in any order, and a replayed batch changes nothing."""
+
+    __tablename__ = "replica_busy_hourly"
+    __table_args__ = (Index(None, "hour"),)
+
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    replica: Mapped[str] = mapped_column(String(256), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    busy_minutes: Mapped[int] = mapped_column(BigInteger)

@@ -36,6 +36,8 @@ class PlanTerms(Request):
     monthly_spend_budget: str | None = None  # a decimal string: money never passes through float
     currency: str = "USD"
     allowed_models: list[str] | None = None
+    slo_ttft_p95_ms: int | None = Field(default=None, ge=1, le=BIGINT_MAX)
+    slo_availability_percent: str | None = None  # a decimal string, e.g. "99.5"
 
 
 class PlanSpec(PlanTerms):
@@ -51,8 +53,10 @@ class PlanRecord(Record):
     monthly_spend_budget: Decimal | None
     currency: str
     allowed_models: list[str] | None
+    slo_ttft_p95_ms: int | None = None
+    slo_availability_percent: Decimal | None = None
 
-    @field_validator("monthly_spend_budget")
+    @field_validator("monthly_spend_budget", "slo_availability_percent")
     @classmethod
     def _plain(cls, value: Decimal | None) -> Decimal | None:
         return None if value is None else plain(value)
@@ -74,8 +78,27 @@ def check_name(name: str, *, param: str = "name") -> str:
     return name
 
 
+PPM_PER_PERCENT = 10_000
+
+
+def availability_ppm(text: str, *, param: str = "sloAvailabilityPercent") -> int:
+    """A percentage from 0 to 100 with at most 4 decimal places, as parts per million."""
+    percent = parse_amount(text, param=param)
+    ppm = percent * PPM_PER_PERCENT
+    if percent > 100 or ppm != ppm.to_integral_value():
+        raise InvalidInput(f"{text!r} is not a percentage from 0 to 100 with at most 4 decimals", param=param)
+    return int(ppm)
+
+
+def availability_percent(ppm: int | None) -> Decimal | None:
+    return None if ppm is None else plain(Decimal(ppm) / PPM_PER_PERCENT)
+
+
 def plan_record(row: Plan) -> PlanRecord:
-    return PlanRecord.model_validate(row, from_attributes=True)
+    fields = [field for field in PlanRecord.model_fields if field != "slo_availability_percent"]
+    values = {field: getattr(row, field) for field in fields}
+    values["slo_availability_percent"] = availability_percent(row.slo_availability_ppm)
+    return PlanRecord.model_validate(values)
 
 
 def plan_limits(row: Plan | None) -> PlanLimits:
@@ -103,6 +126,10 @@ def _plan_values(spec: PlanSpec) -> dict[str, object]:
         "monthly_spend_budget": None if budget is None else parse_amount(budget, param="monthlySpendBudget"),
         "currency": validate_currency(spec.currency),
         "allowed_models": None if spec.allowed_models is None else sorted(set(spec.allowed_models)),
+        "slo_ttft_p95_ms": spec.slo_ttft_p95_ms,
+        "slo_availability_ppm": None
+        if spec.slo_availability_percent is None
+        else availability_ppm(spec.slo_availability_percent),
     }
 
 

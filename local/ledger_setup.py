@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.errors import NotFound
+from modelplex.billing.gpu_costs import LOCAL_CPU_PRODUCT, ensure_default_cost
 from modelplex.billing.keystore import create_key
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.price_history import PriceTerms, apply_deployment_pricing
@@ -88,3 +89,13 @@ async def prepare(
         await ledger.close()
     admin = billing.admin_token.get_secret_value() if billing.admin_token else ""
     return DemoAccess(api_key=api_key, admin_token=admin)
+
+
+async def ensure_cpu_cost(billing: BillingSettings, per_hour: str) -> None:
+    """The local CPU profile's cost, unless the ledger already has one for `cpu`."""
+    ledger = await Ledger.connect(billing)
+    try:
+        if await ensure_default_cost(ledger, LOCAL_CPU_PRODUCT, per_hour, source="modelplex up default"):
+            log.info("Recorded local CPU cost gpu_product=%s per_hour=%s", LOCAL_CPU_PRODUCT, per_hour)
+    finally:
+        await ledger.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from modelplex.gateway.discovery.base import Catalog, EndpointSpec, ModelSpec, Publish
+from modelplex.local.capacity import LocalCapacity
 from modelplex.local.manifests import ManifestError, load_all
 from modelplex.local.settings import LocalSettings
 from modelplex.local.templates import PlanError, WorkerTemplate, worker_template
@@ -82,6 +83,7 @@ class LocalRuntime:
         self._stamps: tuple[float, ...] = ()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.capacity: LocalCapacity | None = None  # set by the stack once the ledger is prepared
 
     def _file_stamps(self) -> tuple[float, ...]:
         paths = [*self._files, self._settings.replicas_file]
@@ -105,6 +107,8 @@ class LocalRuntime:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self.pool.stop_all()
+        if self.capacity is not None:
+            await self.capacity.close(self.pool)
 
     async def _supervise(self) -> None:
         async with httpx.AsyncClient() as http:
@@ -113,6 +117,8 @@ class LocalRuntime:
                 if self.pool.reconcile() | await self.pool.probe(http):
                     self._changed.set()
                 self._write_status()
+                if self.capacity is not None:
+                    await self.capacity.observe(self.pool)
                 if not self._announced and self.pool.failures():
                     self._on_failure("\n".join(self.pool.failures()))
                     return

@@ -22,6 +22,9 @@ class LocalSettings(BaseSettings):
     # vLLM on 2 CPU cores needs ~90 s to load even a tiny model; a cold page cache more.
     worker_start_timeout_seconds: float = Field(default=600, gt=0)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # The local CPU profile: what one worker costs per hour (product `cpu`), recorded once when the
+    # ledger has no cost for `cpu` (set your own with `modelplex costs set --gpu-product cpu`).
+    cpu_cost_per_hour: str = "0.05"
 
     @property
     def local_dir(self) -> Path:

@@ -22,6 +22,7 @@ from modelplex.gateway.serving import tenant_server
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.local import ledger_setup
 from modelplex.local.autoscaler import LocalAutoscaler
+from modelplex.local.capacity import LocalCapacity
 from modelplex.local.runtime import LocalRuntime, load_templates
 from modelplex.local.settings import LocalSettings
 from modelplex.local.templates import WorkerTemplate
@@ -222,6 +223,8 @@ class Stack:
         self._access = await ledger_setup.prepare(
             billing, self.settings.local_dir, self.settings.demo_tenant, self.templates
         )
+        await ledger_setup.ensure_cpu_cost(billing, self.settings.cpu_cost_per_hour)
+        self.runtime.capacity = LocalCapacity(billing)
         gateway_settings = self.gateway_settings
         ledger = self._ledger = LedgerBinding(billing)
         app = Gateway(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ class Worker:
     process: Component
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
+    ready_since: datetime | None = None  # wall clock: when it last became ready (the capacity ledger)
 
     @property
     def url(self) -> str:
@@ -136,6 +138,7 @@ class WorkerPool:
             return True
         if healthy != worker.ready:
             worker.ready = healthy
+            worker.ready_since = datetime.now(UTC) if healthy else None
             # Once per change: the checks themselves (every poll) are not worth a line.
             log.info(
                 "Worker became %s deployment=%s replica=%d",

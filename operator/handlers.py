@@ -13,6 +13,7 @@ later). Index handlers are not called for deletions; an event handler takes thos
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -64,7 +65,10 @@ def _watch_child(registry: kopf.OperatorRegistry, controller: Controller, resour
 
 
 def build_registry(
-    controller: Controller, credentials: KubeCredentials, with_lws: bool = True
+    controller: Controller,
+    credentials: KubeCredentials,
+    with_lws: bool = True,
+    on_pod_change: Callable[[], None] = lambda: None,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -99,6 +103,7 @@ def build_registry(
         key = store.drop_pod(body) if event.get("type") == "DELETED" else store.put_pod(body)
         if key is not None:
             controller.queue.add(key)
+        on_pod_change()  # the capacity reporter reports soon
 
     @kopf.index("", "v1", "nodes", registry=registry)
     async def gpu_node(body: kopf.Body, **_: Any) -> None:

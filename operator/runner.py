@@ -13,6 +13,7 @@ from modelplex.kube.credentials import KubeCredentials
 from modelplex.operator.apply import Applier
 from modelplex.operator.autoscaler.loop import Autoscaler, GatewayEndpoints
 from modelplex.operator.autoscaler.settings import AutoscalerSettings
+from modelplex.operator.capacity import CapacityReporter
 from modelplex.operator.controller import Controller
 from modelplex.operator.handlers import build_registry
 from modelplex.operator.settings import OperatorSettings
@@ -43,8 +44,13 @@ async def run_operator(
     """Until `stop_flag` is set or the process is signalled."""
     api = KubeClient(credentials, settings.request_timeout_seconds)
     controller = Controller(settings, Store(), Applier(api, settings.field_manager))
-    registry = build_registry(controller, credentials)
+    reporter = _capacity_reporter(settings, api, controller)
+    registry = build_registry(
+        controller, credentials, on_pod_change=reporter.poke if reporter else lambda: None
+    )
     tasks = [asyncio.create_task(controller.run(), name="reconcile")]
+    if reporter is not None:
+        tasks.append(asyncio.create_task(reporter.run(), name="capacity"))
     scaling = AutoscalerSettings()
     if scaling.enabled:
         autoscaler = _autoscaler(settings, scaling, controller, api)
@@ -75,6 +81,23 @@ async def run_operator(
         await asyncio.gather(*tasks, return_exceptions=True)
         await api.close()
         log.info("Stopped operator server=%s", credentials.server)
+
+
+def _capacity_reporter(
+    settings: OperatorSettings, api: KubeClient, controller: Controller
+) -> CapacityReporter | None:
+    if settings.ledger_url is None:
+        return None
+    token = settings.ledger_admin_token
+    return CapacityReporter(
+        api,
+        settings.ledger_url,
+        None if token is None else token.get_secret_value(),
+        controller.store.deployment,
+        controller.store.gpu_nodes,
+        settings.namespaces,
+        settings.capacity_report_seconds,
+    )
 
 
 def _autoscaler(

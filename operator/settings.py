@@ -41,3 +41,9 @@ class OperatorSettings(BaseSettings):
     gateway_metrics_port_name: str = "http"
     # The gateways' MODELPLEX_GATEWAY_METRICS_TOKEN, when their /metrics requires one.
     gateway_metrics_token: SecretStr | None = None
+
+    # The capacity ledger: Ready engine pods reported to the ledger's admin API (base URL, e.g.
+    # http://modelplex-gateway-admin.modelplex-system:8081) with its admin token. Unset: not reported.
+    ledger_url: str | None = None
+    ledger_admin_token: SecretStr | None = None
+    capacity_report_seconds: float = Field(default=30.0, gt=0, le=60)  # the ledger expects <= 60 s

@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI, Request
 
 from modelplex import __version__
 from modelplex.billing.api.accounts import accounts_router
+from modelplex.billing.api.capacity import capacity_router
 from modelplex.billing.api.errors import ERROR_RESPONSES, install_error_handlers
 from modelplex.billing.api.guard import AdminGuard
 from modelplex.billing.api.money import money_router
@@ -42,6 +43,7 @@ def build_admin_api(ledger: Ledger, on_change: Callable[[], None] | None = None)
     changed = on_change or (lambda: None)
     app.include_router(accounts_router(ledger, changed), prefix=PREFIX)
     app.include_router(money_router(ledger), prefix=PREFIX)
+    app.include_router(capacity_router(ledger), prefix=PREFIX)
     return app
 
 

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,31 @@ def test_a_second_replica_from_scale_receives_traffic(stack: RunningStack) -> No
     assert served == [True, True]
 
 
+def _intervals(stack: RunningStack) -> list[dict[str, Any]]:
+    listed = stack.cli("capacity", "intervals", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows: list[dict[str, Any]] = json.loads(listed.stdout)
+    return rows
+
+
+def test_the_capacity_ledger_records_each_ready_worker(stack: RunningStack) -> None:
+    def open_intervals() -> list[dict[str, Any]] | None:
+        found = [row for row in _intervals(stack) if row["endedAt"] is None]
+        return found if len(found) == 2 else None
+
+    serving = eventually(open_intervals, timeout=60, what="an open interval per ready worker")
+    assert sorted(row["replica"] for row in serving) == ["smollm2-0", "smollm2-1"]
+    assert {(row["model"], row["gpuProduct"], row["gpus"]) for row in serving} == {("smollm2", "cpu", 1)}
+    report = stack.cli("capacity", "report", "--json")
+    assert report.returncode == 0, report.stderr
+    total = json.loads(report.stdout)["total"]
+    assert total["tokensServed"] == sum(
+        row["promptTokens"] + row["completionTokens"] for row in stack.usage()
+    )
+    assert Decimal(total["gpuHours"]) > 0
+    assert Decimal(total["costPer1MTokens"]) > 0  # the local CPU profile's default cost
+
+
 def test_ctrl_c_leaves_no_engine_process(stack: RunningStack) -> None:
     # Each worker leads its own process group: vLLM's API server, engine core and CPU workers.
     groups = [w["pid"] for w in stack.status()["smollm2"]["workers"]]
@@ -197,3 +223,4 @@ def test_ctrl_c_leaves_no_engine_process(stack: RunningStack) -> None:
     assert stack.process.wait(timeout=120) == 0
     assert [group for group in groups if group_members(group)] == []
     assert not (stack.state_dir / "local" / "up.pid").exists()
+    assert [row["replica"] for row in _intervals(stack) if row["endedAt"] is None] == []

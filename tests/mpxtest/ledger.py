@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 
 from modelplex.billing import migrate
+from modelplex.billing.api import build_admin_app
+from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.billing.db import create_engine
 from modelplex.billing.ledger import Ledger
@@ -93,6 +96,21 @@ async def ledger(billing_settings: BillingSettings) -> AsyncIterator[Ledger]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+async def authority(ledger: Ledger) -> LedgerKeyAuthority:
+    return LedgerKeyAuthority(ledger)
+
+
+@pytest.fixture
+async def admin(ledger: Ledger, authority: LedgerKeyAuthority) -> AsyncIterator[httpx.AsyncClient]:
+    """The admin API over `ledger`, called in-process with the admin token."""
+    app = build_admin_app(ledger, on_change=authority.forget)
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://ledger", headers=headers) as client:
+        yield client
 
 
 def usage_event(

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from modelplex.billing.api import build_admin_app
 from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
 from mpxtest.ledger import ADMIN_TOKEN, usage_event
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def authority(ledger: Ledger) -> LedgerKeyAuthority:
-    return LedgerKeyAuthority(ledger)
-
-
-@pytest.fixture
-async def admin(ledger: Ledger, authority: LedgerKeyAuthority) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_admin_app(ledger, on_change=authority.forget)
-    transport = httpx.ASGITransport(app=app)
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://ledger", headers=headers) as client:
-        yield client
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:

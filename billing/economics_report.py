@@ -1,0 +1,162 @@
+"""Economics and SLO reports read from the database: hourly rollups, intervals, costs, prices, plans.
+
+Only rollups and the (few) interval and cost rows are read, never raw usage events; the arithmetic
+is in `economics` and `slo`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelplex.billing import capacity
+from modelplex.billing.currencies import validate_currency
+from modelplex.billing.economics import Economics, Served, add_busy, gpu_spend, model_revenue, report_rows
+from modelplex.billing.errors import InvalidInput
+from modelplex.billing.gpu_costs import cost_book
+from modelplex.billing.histograms import HISTOGRAM_COLUMNS, from_row
+from modelplex.billing.invoices import Invoice, UsageTotal, compute_invoice
+from modelplex.billing.ledger import Ledger
+from modelplex.billing.periods import Period, hour_of, month_of, parse_instant, parse_period, utcnow
+from modelplex.billing.price_history import price_book
+from modelplex.billing.schemas import Record
+from modelplex.billing.slo import Attainment, Objectives, attainment
+from modelplex.billing.tables import Plan, ReplicaBusyHourly, Tenant, UsageHourly
+from modelplex.billing.tenants import availability_percent, find_tenant
+
+_COUNTS = ("requests", "aborted", "failed", "prompt_tokens", "cached_tokens", "completion_tokens")
+
+
+def report_range(period: str | None, start: str | None, end: str | None) -> Period:
+    """A calendar month (`period`), or [start, end) on whole UTC hours (what rollups resolve);
+    default: the current month."""
+    if period is not None:
+        if start is not None or end is not None:
+            raise InvalidInput("give a period or a start and end, not both", param="period")
+        return parse_period(period)
+    month = month_of(utcnow())
+    since = month.start if start is None else parse_instant(start, param="start")
+    until = month.end if end is None else parse_instant(end, param="end")
+    for name, moment in (("start", since), ("end", until)):
+        if hour_of(moment) != moment:
+            raise InvalidInput(f"{moment.isoformat()} is not on a whole UTC hour", param=name)
+    if until <= since:
+        raise InvalidInput("the end must be after the start", param="end")
+    return Period(label=f"{since.isoformat()}/{until.isoformat()}", start=since, end=until)
+
+
+class UsageGroup(Record):
+    tenant_id: str
+    total: UsageTotal
+    ttft: list[int]
+    duration: list[int]
+
+    def served(self) -> Served:
+        counts = {name: getattr(self.total, name) for name in _COUNTS}
+        return Served(**counts, ttft=list(self.ttft), duration=list(self.duration))
+
+
+async def usage_groups(
+    session: AsyncSession, start: datetime, end: datetime, tenant_id: str | None = None
+) -> list[UsageGroup]:
+    """Rollups in [start, end) summed per tenant, model and price."""
+    sums = [func.sum(UsageHourly.__table__.c[name]).label(name) for name in (*_COUNTS, *HISTOGRAM_COLUMNS)]
+    keys = (UsageHourly.tenant_id, UsageHourly.model, UsageHourly.price_id)
+    query = select(*keys, *sums).where(UsageHourly.hour >= start, UsageHourly.hour < end).group_by(*keys)
+    if tenant_id is not None:
+        query = query.where(UsageHourly.tenant_id == tenant_id)
+    groups = []
+    for row in (await session.execute(query)).mappings():
+        values: dict[str, Any] = {name: int(row[name] or 0) for name in _COUNTS}
+        groups.append(
+            UsageGroup(
+                tenant_id=row["tenant_id"],
+                total=UsageTotal(model=row["model"], price_id=row["price_id"], **values),
+                ttft=from_row(row, "ttft"),
+                duration=from_row(row, "duration"),
+            )
+        )
+    return groups
+
+
+async def invoices_of(session: AsyncSession, period: Period, groups: Sequence[UsageGroup]) -> list[Invoice]:
+    """Every tenant's invoice over `period`, computed exactly as `modelplex invoice` does."""
+    book = await price_book(session, {group.total.model for group in groups})
+    by_tenant: dict[str, list[UsageTotal]] = {}
+    for group in groups:
+        by_tenant.setdefault(group.tenant_id, []).append(group.total)
+    names = dict((await session.execute(select(Tenant.id, Tenant.name))).all())
+    return [
+        compute_invoice(tenant_id, names.get(tenant_id, tenant_id), period, usage, book)
+        for tenant_id, usage in sorted(by_tenant.items())
+    ]
+
+
+class EconomicsReport(Record):
+    start: datetime
+    end: datetime
+    as_of: datetime
+    currency: str
+    models: list[Economics]
+    total: Economics
+
+
+async def _busy(session: AsyncSession, start: datetime, end: datetime) -> list[tuple[str, str, int]]:
+    table = ReplicaBusyHourly
+    query = select(table.model, table.replica, table.busy_minutes).where(
+        table.hour >= start, table.hour < end
+    )
+    return [(model, replica, int(bits)) for model, replica, bits in (await session.execute(query)).all()]
+
+
+async def economics_report(
+    ledger: Ledger, period: Period, currency: str = "USD", as_of: datetime | None = None
+) -> EconomicsReport:
+    """Per-model economics over `period`; open intervals count up to `as_of` (default: now)."""
+    code, now = validate_currency(currency), as_of or utcnow()
+    async with ledger.sessions() as session:
+        intervals = await capacity.intervals_between(session, period.start, period.end)
+        book = await cost_book(session, {interval.gpu_product for interval in intervals})
+        groups = await usage_groups(session, period.start, period.end)
+        invoices = await invoices_of(session, period, groups)
+        busy = await _busy(session, period.start, period.end)
+    spend = gpu_spend(intervals, book, code, period.start, period.end, now)
+    add_busy(spend, busy, {(i.model, i.replica): i.gpus for i in intervals})
+    served: dict[str, Served] = {}
+    for group in groups:
+        served.setdefault(group.total.model, Served()).add(group.served())
+    rows, total = report_rows(code, spend, served, model_revenue(invoices, code))
+    return EconomicsReport(
+        start=period.start, end=period.end, as_of=now, currency=code, models=rows, total=total
+    )
+
+
+def objectives_of(plan: Plan | None) -> Objectives:
+    if plan is None:
+        return Objectives()
+    return Objectives(
+        ttft_p95_ms=plan.slo_ttft_p95_ms, availability_percent=availability_percent(plan.slo_availability_ppm)
+    )
+
+
+async def slo_report(ledger: Ledger, period: Period, tenant: str | None = None) -> list[Attainment]:
+    """SLO attainment of every tenant (or one) over `period`; tenants without usage are listed too."""
+    async with ledger.sessions() as session:
+        only = None if tenant is None else await find_tenant(session, tenant)
+        query = select(Tenant, Plan).outerjoin(Plan, Plan.id == Tenant.plan_id).order_by(Tenant.name)
+        if only is not None:
+            query = query.where(Tenant.id == only.id)
+        owners = (await session.execute(query)).all()
+        groups = await usage_groups(session, period.start, period.end, None if only is None else only.id)
+    by_tenant: dict[str, dict[str, Served]] = {}
+    for group in groups:
+        models = by_tenant.setdefault(group.tenant_id, {})
+        models.setdefault(group.total.model, Served()).add(group.served())
+    return [
+        attainment(row.id, row.name, period.start, period.end, by_tenant.get(row.id, {}), objectives_of(plan))
+        for row, plan in owners
+    ]

@@ -1,0 +1,89 @@
+"""Revision 0002 upgrades a ledger that already holds data, on both databases: rollups, prices and
+invoices are kept as they were, and the new columns start empty."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from modelplex.billing import migrate, statements
+from modelplex.billing.db import create_engine
+from modelplex.billing.ledger import Ledger
+from modelplex.billing.settings import BillingSettings
+from mpxtest.ledger import PEPPER
+
+pytestmark = pytest.mark.anyio
+HOUR = datetime(2026, 3, 10, 12, tzinfo=UTC)
+MONTH = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def naive(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def old_ledger(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A ledger at revision 0001 with a tenant, a price and a rollup of usage."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database("old_" + secrets.token_hex(4))
+    engine = create_engine(url)
+    await migrate.upgrade(engine, "0001")
+    # raw SQL bypasses the UTC column type: SQLite keeps naive UTC, PostgreSQL takes aware instants
+    hour, month = (HOUR, MONTH) if request.param == "postgresql" else (naive(HOUR), naive(MONTH))
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO tenants (id, name, status, created_at) VALUES ('tnt_a', 'acme', 'active', :at)"
+            ),
+            {"at": hour},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO prices (model, currency, input_per_1m, cached_input_per_1m, output_per_1m,"
+                " effective_from, source, created_at) VALUES ('m1', 'USD', 2, 1, 4, :month, 't', :at)"
+            ),
+            {"at": hour, "month": month},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO usage_hourly (tenant_id, model, price_id, hour, requests, aborted, failed,"
+                " prompt_tokens, cached_tokens, completion_tokens)"
+                " VALUES ('tnt_a', 'm1', 1, :at, 3, 0, 1, 3000, 0, 1500)"
+            ),
+            {"at": hour},
+        )
+    try:
+        yield url, engine
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_keeps_existing_usage_and_invoices(
+    old_ledger: tuple[str, AsyncEngine], tmp_path: Path
+) -> None:
+    url, engine = old_ledger
+    settings = BillingSettings(database_url=url, state_dir=tmp_path, key_pepper=PEPPER, auto_migrate=False)
+    before = Ledger(engine, settings, PEPPER.encode())
+    invoice_before = await statements.build_invoice(before, "acme", "2026-03")
+
+    await migrate.upgrade(engine)
+    assert await migrate.current_revision(engine) == migrate.head_revision()
+    assert await migrate.schema_drift(engine) == []
+    after = Ledger(engine, settings, PEPPER.encode())
+    assert await statements.build_invoice(after, "acme", "2026-03") == invoice_before
+    assert invoice_before.totals == {"USD": Decimal("0.01")}  # 3000 x 2/1M + 1500 x 4/1M = 0.012
+    async with engine.connect() as connection:
+        query = text("SELECT requests, ttft_le_50, duration_le_inf FROM usage_hourly")
+        row = (await connection.execute(query)).one()
+    assert tuple(row) == (3, 0, 0)
