@@ -14,6 +14,8 @@ import logging
 import sys
 from typing import TextIO
 
+import click
+
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 LIBRARIES = (
@@ -27,6 +29,15 @@ LIBRARIES = (
     "kubernetes",
     "urllib3",
     "uvicorn",
+)
+
+log_level_option = click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(LEVELS),
+    help="Of Modelplex's own logs; libraries (httpx, uvicorn, alembic, kopf, ...) log WARNING and "
+    "above unless DEBUG.",
 )
 
 

@@ -103,14 +103,7 @@ def gateway() -> None:
     default=None,
     help="Address of the admin listener (default: --host; MODELPLEX_GATEWAY_ADMIN_HOST).",
 )
-@click.option(
-    "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(logs.LEVELS),
-    help="Of Modelplex's own logs; libraries (httpx, uvicorn, alembic, ...) log WARNING and above "
-    "unless DEBUG.",
-)
+@logs.log_level_option
 def run(log_level: str, **options: Any) -> None:
     """Serve the gateway until SIGINT/SIGTERM, then drain in-flight requests.
 

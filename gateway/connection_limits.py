@@ -26,12 +26,20 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from modelplex.gateway.errors import GatewayError
 
-REASONS = {  # status -> (reason label, message)
-    400: ("malformed", "The request is not valid HTTP/1.1."),
-    408: ("too_slow", "The request did not arrive in time."),
-    414: ("target_too_long", "The request target is too long."),
-    431: ("headers_too_large", "The request headers are too large or too many."),
-    503: ("too_many_connections", "The gateway has too many open connections; retry shortly."),
+REASONS = {  # status -> (reason label, reason phrase, message)
+    400: ("malformed", "Bad Request", "The request is not valid HTTP/1.1."),
+    408: ("too_slow", "Request Timeout", "The request did not arrive in time."),
+    414: ("target_too_long", "URI Too Long", "The request target is too long."),
+    431: (
+        "headers_too_large",
+        "Request Header Fields Too Large",
+        "The request headers are too large or too many.",
+    ),
+    503: (
+        "too_many_connections",
+        "Service Unavailable",
+        "The gateway has too many open connections; retry shortly.",
+    ),
 }
 # Sockets kept back for everything else a gateway opens (engines, ledger, redis, journal files).
 RESERVED_DESCRIPTORS = 1024
@@ -65,16 +73,10 @@ class _Refused(Exception):
 
 def refusal(status: int, retry_after: int = 1) -> bytes:
     """A whole HTTP/1.1 response closing the connection, with an OpenAI-shaped JSON body."""
-    reason, message = REASONS[status]
+    reason, phrase, message = REASONS[status]
     body = GatewayError(status, message, "invalid_request_error", code=reason).body()
-    phrase = {
-        400: "Bad Request",
-        408: "Request Timeout",
-        414: "URI Too Long",
-        431: "Request Header Fields Too Large",
-    }
     lines = [
-        f"HTTP/1.1 {status} {phrase.get(status, 'Service Unavailable')}",
+        f"HTTP/1.1 {status} {phrase}",
         "content-type: application/json",
         f"content-length: {len(body)}",
         "connection: close",

@@ -30,14 +30,7 @@ from modelplex.processes import pid_alive
     help=f"ModelDeployment YAML to serve (repeatable) [default: {DEFAULT_DEPLOYMENT.name}].",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Gateway port [8080].")
-@click.option(
-    "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(logs.LEVELS),
-    help="Of Modelplex's own logs; libraries (httpx, uvicorn, alembic, ...) log WARNING and above "
-    "unless DEBUG.",
-)
+@logs.log_level_option
 def up(files: tuple[Path, ...], port: int | None, log_level: str) -> None:
     """Serve models on this machine: ledger, gateway and vLLM workers.
 

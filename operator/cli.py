@@ -28,13 +28,7 @@ def operator_group() -> None:
 )
 @click.option("--namespace", "namespaces", multiple=True, help="Watch only this namespace (repeatable).")
 @click.option("--workers", type=int, default=None, help="Reconciles running at once.")
-@click.option(
-    "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(logs.LEVELS),
-    help="Of the operator's own logs; kopf and other libraries log WARNING and above unless DEBUG.",
-)
+@logs.log_level_option
 def run_command(
     kubeconfig: Path | None, namespaces: tuple[str, ...], workers: int | None, log_level: str
 ) -> None:

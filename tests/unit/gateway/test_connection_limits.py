@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from mpxtest.hostile_http import MALFORMED
 from mpxtest.upstream import KEY, World
 
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -143,15 +144,7 @@ def test_connections_beyond_the_cap_get_503_and_the_ones_within_are_served(
 
 
 def test_malformed_framing_is_a_400_in_the_openai_shape_and_the_gateway_serves_on(gateway: str) -> None:
-    for request in [
-        b"GARBAGE\r\n\r\n",
-        b"GET / HTTP/9.9\r\n\r\n",
-        b"POST /v1/chat/completions HTTP/1.1\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nhello",
-        b"POST /v1/chat/completions HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\ncontent-length: -1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
-        b"GET / HTTP/1.1\r\nx: \x00\r\n\r\n",
-    ]:
+    for request in MALFORMED:
         with _connect(gateway) as sock:
             sock.sendall(request)
             _refused(sock, 400, "malformed")
