@@ -181,7 +181,7 @@ def ledger_migrate() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8081, show_default=True, type=int)
 def ledger_serve(host: str, port: int) -> None:
-    """Serve the admin API (/admin/v1/) on its own, without the gateway."""
+    """Serve the admin API (/admin/v1/) and the console (/admin/) on their own, without the gateway."""
     import uvicorn
 
     from modelplex.billing.api.standalone import standalone_app

@@ -7,6 +7,7 @@ is in `economics` and `slo`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelplex.billing import capacity
+from modelplex.billing.capacity import IntervalRecord
+from modelplex.billing.cost_book import CostBook
 from modelplex.billing.currencies import validate_currency
 from modelplex.billing.economics import Economics, Served, add_busy, gpu_spend, model_revenue, report_rows
 from modelplex.billing.errors import InvalidInput
@@ -113,26 +116,51 @@ async def _busy(session: AsyncSession, start: datetime, end: datetime) -> list[t
     return [(model, replica, int(bits)) for model, replica, bits in (await session.execute(query)).all()]
 
 
+@dataclass(frozen=True)
+class PeriodBooks:
+    """Everything a period's economics are derived from, read in one session."""
+
+    period: Period
+    groups: list[UsageGroup]
+    invoices: list[Invoice]
+    intervals: list[IntervalRecord]
+    costs: CostBook
+    busy: list[tuple[str, str, int]]
+
+
+async def period_books(session: AsyncSession, period: Period) -> PeriodBooks:
+    intervals = await capacity.intervals_between(session, period.start, period.end)
+    groups = await usage_groups(session, period.start, period.end)
+    return PeriodBooks(
+        period=period,
+        groups=groups,
+        invoices=await invoices_of(session, period, groups),
+        intervals=intervals,
+        costs=await cost_book(session, {interval.gpu_product for interval in intervals}),
+        busy=await _busy(session, period.start, period.end),
+    )
+
+
+def economics_of(books: PeriodBooks, currency: str, as_of: datetime) -> EconomicsReport:
+    """Per-model economics of `books`; open intervals count up to `as_of`; pure."""
+    start, end = books.period.start, books.period.end
+    spend = gpu_spend(books.intervals, books.costs, currency, start, end, as_of)
+    add_busy(spend, books.busy, {(i.model, i.replica): i.gpus for i in books.intervals})
+    served: dict[str, Served] = {}
+    for group in books.groups:
+        served.setdefault(group.total.model, Served()).add(group.served())
+    rows, total = report_rows(currency, spend, served, model_revenue(books.invoices, currency))
+    return EconomicsReport(start=start, end=end, as_of=as_of, currency=currency, models=rows, total=total)
+
+
 async def economics_report(
     ledger: Ledger, period: Period, currency: str = "USD", as_of: datetime | None = None
 ) -> EconomicsReport:
     """Per-model economics over `period`; open intervals count up to `as_of` (default: now)."""
     code, now = validate_currency(currency), as_of or utcnow()
     async with ledger.sessions() as session:
-        intervals = await capacity.intervals_between(session, period.start, period.end)
-        book = await cost_book(session, {interval.gpu_product for interval in intervals})
-        groups = await usage_groups(session, period.start, period.end)
-        invoices = await invoices_of(session, period, groups)
-        busy = await _busy(session, period.start, period.end)
-    spend = gpu_spend(intervals, book, code, period.start, period.end, now)
-    add_busy(spend, busy, {(i.model, i.replica): i.gpus for i in intervals})
-    served: dict[str, Served] = {}
-    for group in groups:
-        served.setdefault(group.total.model, Served()).add(group.served())
-    rows, total = report_rows(code, spend, served, model_revenue(invoices, code))
-    return EconomicsReport(
-        start=period.start, end=period.end, as_of=now, currency=code, models=rows, total=total
-    )
+        books = await period_books(session, period)
+    return economics_of(books, code, now)
 
 
 def objectives_of(plan: Plan | None) -> Objectives:

@@ -240,3 +240,21 @@ class ReplicaBusyHourly(Base):
     replica: Mapped[str] = mapped_column(String(256), primary_key=True)
     hour: Mapped[datetime] = mapped_column(primary_key=True)
     busy_minutes: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsoleSession(Base):
+    """A signed-in console browser. The cookie holds a random token; only its keyed hash is stored, so
+    a copy of this table opens no session. A tenant's session is tied to the key it signed in with."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (
+        CheckConstraint("role IN ('operator', 'tenant')", name="role"),
+        Index(None, "expires_at"),
+    )
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[str | None] = mapped_column(String(32))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

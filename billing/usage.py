@@ -118,3 +118,48 @@ async def usage_report(
         rows = (await session.execute(query)).mappings()
         hourly = [UsageBucket.model_validate(_ints(row)) for row in rows]
     return fold(hourly, granularity)
+
+
+class DayUsage(Record):
+    """Usage summed over tenants and models (or of the one filtered on) in one UTC day."""
+
+    day: datetime
+    requests: int = 0
+    aborted: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def by_day(hours: Iterable[tuple[datetime, dict[str, int]]]) -> list[DayUsage]:
+    """Hourly sums merged into days, oldest first; pure."""
+    days: dict[datetime, dict[str, int]] = {}
+    for hour, sums in hours:
+        into = days.setdefault(day_of(hour), {})
+        for field in _SUMS:
+            into[field] = into.get(field, 0) + sums[field]
+    return [DayUsage(day=day, **days[day]) for day in sorted(days)]
+
+
+async def daily_usage(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    *,
+    tenant_id: str | None = None,
+    model: str | None = None,
+) -> list[DayUsage]:
+    """Usage per UTC day in [start, end), over everyone or one tenant and/or model (days without
+    usage are absent)."""
+    query = (
+        select(UsageHourly.hour, *_sums())
+        .where(UsageHourly.hour >= start, UsageHourly.hour < end)
+        .group_by(UsageHourly.hour)
+    )
+    if tenant_id is not None:
+        query = query.where(UsageHourly.tenant_id == tenant_id)
+    if model is not None:
+        query = query.where(UsageHourly.model == model)
+    rows = (await session.execute(query)).mappings()
+    return by_day((row["hour"], {field: int(row[field]) for field in _SUMS}) for row in rows)

@@ -4,6 +4,7 @@
 set -euo pipefail
 needs=(
     redis-server redis-server
+    chromium chromium  # the console's browser tests (driven by Playwright, which brings no browser here)
 )
 missing=()
 for ((i = 0; i < ${#needs[@]}; i += 2)); do

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from modelplex.billing.api.app import build_admin_app
-from modelplex.billing.api.guard import AdminGuard
+from modelplex.billing.api.app import AdminPlane, build_admin_app
 from modelplex.billing.authority import LedgerKeyAuthority
 from modelplex.billing.contracts import BudgetStatus, Principal, TokenPrice, UsageEvent
 from modelplex.billing.ingest import LedgerSink
@@ -28,7 +27,7 @@ class _Opened:
         self.authority = LedgerKeyAuthority(ledger)
         self.sink = LedgerSink(ledger)
         # Admin writes made through this gateway show at once; others within auth_cache_seconds.
-        self.admin: AdminGuard = build_admin_app(ledger, on_change=self.authority.forget)
+        self.admin: AdminPlane = build_admin_app(ledger, on_change=self.authority.forget)
 
 
 class LedgerBinding:

@@ -10,8 +10,9 @@ from modelplex import __version__
 from modelplex.billing.api.accounts import accounts_router
 from modelplex.billing.api.capacity import capacity_router
 from modelplex.billing.api.errors import ERROR_RESPONSES, install_error_handlers
-from modelplex.billing.api.guard import AdminGuard
+from modelplex.billing.api.guard import AdminGuard, ASGIApp, Receive, Scope, Send
 from modelplex.billing.api.money import money_router
+from modelplex.billing.console.app import Console
 from modelplex.billing.errors import InvalidInput
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.text import storable_text_problem
@@ -47,9 +48,32 @@ def build_admin_api(ledger: Ledger, on_change: Callable[[], None] | None = None)
     return app
 
 
-def build_admin_app(ledger: Ledger, on_change: Callable[[], None] | None = None) -> AdminGuard:
-    """The admin API over `ledger`, every path of it (OpenAPI and docs too) behind the admin token;
-    off when none is configured. `on_change` runs after every write (e.g. a KeyAuthority's `forget`)."""
+class AdminPlane:
+    """/admin/v1/ (and every path outside /admin/) is the API behind the bearer token; the rest of
+    /admin/ is the console, which signs people in itself. Both are off without an admin token."""
+
+    def __init__(self, api: AdminGuard, console: ASGIApp | None) -> None:
+        self._api = api
+        self._console = console
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._console is not None and scope["type"] == "http" and is_console_path(scope["path"]):
+            await self._console(scope, receive, send)
+        else:
+            await self._api(scope, receive, send)
+
+
+def is_console_path(path: str) -> bool:
+    return (path == "/admin" or path.startswith("/admin/")) and not (
+        path == PREFIX or path.startswith(PREFIX + "/")
+    )
+
+
+def build_admin_app(ledger: Ledger, on_change: Callable[[], None] | None = None) -> AdminPlane:
+    """The admin API over `ledger`, every path of it (OpenAPI and docs too) behind the admin token,
+    and the console beside it; both off when no token is configured. `on_change` runs after every
+    write (e.g. a KeyAuthority's `forget`)."""
     secret = ledger.settings.admin_token
     token = None if secret is None else secret.get_secret_value()
-    return AdminGuard(build_admin_api(ledger, on_change), token)
+    api = AdminGuard(build_admin_api(ledger, on_change), token)
+    return AdminPlane(api, None if token is None else Console(ledger, token))

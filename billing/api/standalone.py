@@ -7,8 +7,8 @@ root app then answered itself, outside the admin API's token check and error sha
 
 from __future__ import annotations
 
-from modelplex.billing.api.app import build_admin_app
-from modelplex.billing.api.guard import AdminGuard, Receive, Scope, Send
+from modelplex.billing.api.app import AdminPlane, build_admin_app
+from modelplex.billing.api.guard import Receive, Scope, Send
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.settings import BillingSettings
 
@@ -19,7 +19,7 @@ class StandaloneAdmin:
     def __init__(self, settings: BillingSettings) -> None:
         self._settings = settings
         self._ledger: Ledger | None = None
-        self._admin: AdminGuard | None = None
+        self._admin: AdminPlane | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -1,0 +1,75 @@
+"""Chart payloads: the JSON a page embeds for static/console.js to draw with uPlot; pure.
+
+A payload is columns, as uPlot takes them: `x` in Unix seconds, one list of values per series.
+Days without usage are filled with zeros so a bar chart shows the gap rather than hiding it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from modelplex.billing.periods import Period
+from modelplex.billing.usage import DayUsage
+
+Kind = Literal["bars", "steps"]
+
+
+def chart(
+    title: str, kind: Kind, x: Sequence[datetime], series: dict[str, Sequence[float]]
+) -> dict[str, Any]:
+    return {
+        "title": title,
+        "kind": kind,
+        "x": [int(moment.timestamp()) for moment in x],
+        "series": [{"label": label, "values": list(values)} for label, values in series.items()],
+    }
+
+
+def period_days(period: Period, until: datetime) -> list[datetime]:
+    """Every UTC day of `period` that has begun by `until` (at least the first)."""
+    days: list[datetime] = []
+    day = period.start
+    while day < period.end and (day <= until or not days):
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def usage_chart(days: Sequence[DayUsage], period: Period, now: datetime) -> dict[str, Any]:
+    """Tokens per day: prompt (of it cached) and completion."""
+    by_day = {row.day: row for row in days}
+    axis = period_days(period, now)
+    rows = [by_day.get(day, DayUsage(day=day)) for day in axis]
+    return chart(
+        "Tokens per day",
+        "bars",
+        axis,
+        {
+            "prompt tokens": [row.prompt_tokens for row in rows],
+            "completion tokens": [row.completion_tokens for row in rows],
+        },
+    )
+
+
+def requests_chart(days: Sequence[DayUsage], period: Period, now: datetime) -> dict[str, Any]:
+    by_day = {row.day: row for row in days}
+    axis = period_days(period, now)
+    rows = [by_day.get(day, DayUsage(day=day)) for day in axis]
+    return chart(
+        "Requests per day",
+        "bars",
+        axis,
+        {"requests": [row.requests for row in rows], "failed": [row.failed for row in rows]},
+    )
+
+
+def replicas_chart(steps: Sequence[tuple[datetime, int]], until: datetime) -> dict[str, Any]:
+    """Serving replicas over time, as a step line ending at `until`."""
+    moments = [moment for moment, _ in steps]
+    counts = [count for _, count in steps]
+    if moments and moments[-1] < until:
+        moments.append(until)
+        counts.append(counts[-1])
+    return chart("Serving replicas", "steps", moments, {"replicas": counts})

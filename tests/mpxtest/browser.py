@@ -1,0 +1,98 @@
+"""A real browser for the console's tests: Debian's Chromium, headless, driven by Playwright, and the
+console served by a real `modelplex ledger serve` process over a seeded SQLite ledger.
+
+Screenshots go to the test's own directory; set MODELPLEX_CONSOLE_SCREENSHOTS to a folder (e.g.
+docs/console) to keep them there too, which is how the README's pictures are made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from modelplex.billing.ledger import opened
+from modelplex.billing.settings import BillingSettings
+from modelplex.processes import Component, free_port, start, stop, wait_until
+from mpxtest.console import Seeded, seed_console_ledger
+from mpxtest.ledger import ADMIN_TOKEN, PEPPER
+
+
+@dataclass
+class ConsoleServer:
+    url: str
+    seeded: Seeded
+    process: Component
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium")
+    assert found, "chromium is missing: `make system-deps` installs Debian's package"
+    return found
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+async def _seed(settings: BillingSettings) -> Seeded:
+    async with opened(settings) as ledger:
+        return await seed_console_ledger(ledger)
+
+
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    """`modelplex ledger serve` on a free loopback port over a freshly seeded SQLite ledger."""
+    where = tmp_path_factory.mktemp("console")
+    env = {
+        "MODELPLEX_DATABASE_URL": f"sqlite:///{where / 'ledger.db'}",
+        "MODELPLEX_BILLING_STATE_DIR": str(where / "state"),
+        "MODELPLEX_BILLING_KEY_PEPPER": PEPPER,
+        "MODELPLEX_BILLING_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    settings = BillingSettings(
+        database_url=env["MODELPLEX_DATABASE_URL"],
+        state_dir=where / "state",
+        key_pepper=PEPPER,
+        admin_token=ADMIN_TOKEN,
+    )
+    # In a thread of its own: Playwright's sync API keeps an event loop running on this one.
+    with ThreadPoolExecutor(1) as pool:
+        seeded = pool.submit(asyncio.run, _seed(settings)).result()
+    port = free_port()
+    argv = [sys.executable, "-m", "modelplex", "ledger", "serve", "--port", str(port)]
+    process = start("ledger-serve", argv, where, env={**os.environ, **env})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            "the console to answer",
+            lambda: httpx.get(f"{url}/admin/login", timeout=2).status_code == 200,
+            timeout=30,
+            watched=[process],
+        )
+        yield ConsoleServer(url=url, seeded=seeded, process=process)
+    finally:
+        stop([process])
+
+
+def screenshot_dirs(tmp_path: Path) -> list[Path]:
+    kept = os.environ.get("MODELPLEX_CONSOLE_SCREENSHOTS")
+    dirs = [tmp_path] if not kept else [tmp_path, Path(kept)]
+    for folder in dirs:
+        folder.mkdir(parents=True, exist_ok=True)
+    return dirs
