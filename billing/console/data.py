@@ -317,7 +317,8 @@ def replica_steps(
         if closed <= opened:
             continue
         changes[opened] = changes.get(opened, 0) + 1
-        changes[closed] = changes.get(closed, 0) - 1
+        if closed < end:  # the steps describe [start, end): what ends with the range needs no step
+            changes[closed] = changes.get(closed, 0) - 1
     steps, count = [(start, 0)], 0
     for moment in sorted(changes):
         count += changes[moment]

@@ -40,8 +40,10 @@ def _chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    """Per module, not per session: Playwright's sync API runs an event loop on this thread while it
+    is open, which the asyncio tests after it could not start theirs beside."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
         try:
