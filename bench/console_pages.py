@@ -6,7 +6,7 @@ page's server time p95 <= 300 ms).
 Seeds a migrated SQLite ledger (reused when --db names one already seeded): tenants on two plans, four
 priced models, GPU costs, a replica interval per model, then the raw usage events generated inside
 SQLite (a recursive CTE; tenants skewed so a few are heavy, as in real services) over the last 30
-days, and the hourly rollups built from those rows exactly as ingest would have summed them. Then it
+days, and the hourly and daily rollups built from those rows exactly as ingest would have summed them. Then it
 signs in and asks each page `--rounds` times in process (the admin app over ASGI: server time, no
 network) and prints p50/p95/max per page.
 """
@@ -33,6 +33,7 @@ from modelplex.billing.histograms import HISTOGRAM_COLUMNS
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import hour_of, month_of, utcnow
 from modelplex.billing.price_history import PriceTerms, set_price
+from modelplex.billing.rollups import COUNTS
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.tables import Price
 from modelplex.billing.tenants import PlanSpec, create_tenant, put_plan
@@ -127,6 +128,15 @@ def _events_and_rollups(path: Path, tenant_ids: list[str], events: int, price_id
         SELECT tenant_id, model, price_id, {hour}, COUNT(*), 0, SUM(outcome = 'failed'),
                SUM(prompt_tokens), SUM(cached_tokens), SUM(completion_tokens), {histogram}
         FROM usage_events GROUP BY tenant_id, model, price_id, {hour}
+        """
+    )
+    day = "strftime('%Y-%m-%d 00:00:00.000000', hour)"
+    sums = ", ".join(f"SUM({name})" for name in (*COUNTS, *HISTOGRAM_COLUMNS))
+    db.execute(
+        f"""
+        INSERT INTO usage_daily (tenant_id, model, price_id, day, {", ".join(COUNTS)}, {columns})
+        SELECT tenant_id, model, price_id, {day}, {sums} FROM usage_hourly
+        GROUP BY tenant_id, model, price_id, {day}
         """
     )
     db.commit()

@@ -9,26 +9,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelplex.billing import capacity
+from modelplex.billing import capacity, rollups
 from modelplex.billing.capacity import IntervalRecord
 from modelplex.billing.cost_book import CostBook
 from modelplex.billing.currencies import validate_currency
 from modelplex.billing.economics import Economics, Served, add_busy, gpu_spend, model_revenue, report_rows
 from modelplex.billing.errors import InvalidInput
 from modelplex.billing.gpu_costs import cost_book
-from modelplex.billing.histograms import HISTOGRAM_COLUMNS, from_row
+from modelplex.billing.histograms import from_row
 from modelplex.billing.invoices import Invoice, UsageTotal, compute_invoice
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import Period, hour_of, month_of, parse_instant, parse_period, utcnow
 from modelplex.billing.price_history import price_book
 from modelplex.billing.schemas import Record
 from modelplex.billing.slo import Attainment, Objectives, attainment
-from modelplex.billing.tables import Plan, ReplicaBusyHourly, Tenant, UsageHourly
+from modelplex.billing.tables import Plan, ReplicaBusyHourly, Tenant
 from modelplex.billing.tenants import availability_percent, find_tenant
 
 _COUNTS = ("requests", "aborted", "failed", "prompt_tokens", "cached_tokens", "completion_tokens")
@@ -67,23 +66,21 @@ async def usage_groups(
     session: AsyncSession, start: datetime, end: datetime, tenant_id: str | None = None
 ) -> list[UsageGroup]:
     """Rollups in [start, end) summed per tenant, model and price."""
-    sums = [func.sum(UsageHourly.__table__.c[name]).label(name) for name in (*_COUNTS, *HISTOGRAM_COLUMNS)]
-    keys = (UsageHourly.tenant_id, UsageHourly.model, UsageHourly.price_id)
-    query = select(*keys, *sums).where(UsageHourly.hour >= start, UsageHourly.hour < end).group_by(*keys)
-    if tenant_id is not None:
-        query = query.where(UsageHourly.tenant_id == tenant_id)
-    groups = []
-    for row in (await session.execute(query)).mappings():
-        values: dict[str, Any] = {name: int(row[name] or 0) for name in _COUNTS}
-        groups.append(
-            UsageGroup(
-                tenant_id=row["tenant_id"],
-                total=UsageTotal(model=row["model"], price_id=row["price_id"], **values),
-                ttft=from_row(row, "ttft"),
-                duration=from_row(row, "duration"),
-            )
+    filters = {} if tenant_id is None else {"tenant_id": tenant_id}
+    rows = await rollups.summed(
+        session, start, end, ("tenant_id", "model", "price_id"), filters=filters, histograms=True
+    )
+    return [
+        UsageGroup(
+            tenant_id=row["tenant_id"],
+            total=UsageTotal(
+                model=row["model"], price_id=row["price_id"], **{name: row[name] for name in _COUNTS}
+            ),
+            ttft=from_row(row, "ttft"),
+            duration=from_row(row, "duration"),
         )
-    return groups
+        for row in sorted(rows, key=lambda row: (row["tenant_id"], row["model"], row["price_id"]))
+    ]
 
 
 async def invoices_of(session: AsyncSession, period: Period, groups: Sequence[UsageGroup]) -> list[Invoice]:

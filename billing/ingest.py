@@ -1,7 +1,7 @@
 """Usage ingest: the ledger's UsageSink. One transaction per batch; duplicate request_ids are ignored.
 
 Each batch inserts the new events (ON CONFLICT DO NOTHING / INSERT OR IGNORE), reads back which
-request_ids were actually new, and adds only those to the hourly rollups in the same transaction,
+request_ids were actually new, and adds only those to the hourly and daily rollups in the same transaction,
 so an event is counted once however often the gateway's journal replays it.
 """
 
@@ -19,13 +19,14 @@ from modelplex.billing.busy import busy_rows
 from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.billing.histograms import BUCKET_NAMES, HISTOGRAM_COLUMNS, bucket_of, column_name
 from modelplex.billing.ledger import Ledger
-from modelplex.billing.periods import as_utc, hour_of
+from modelplex.billing.periods import as_utc, day_of, hour_of
 from modelplex.billing.price_history import price_book
 from modelplex.billing.pricing import PriceBook
-from modelplex.billing.tables import UNPRICED, ReplicaBusyHourly, UsageEventRow, UsageHourly
+from modelplex.billing.tables import UNPRICED, ReplicaBusyHourly, UsageDaily, UsageEventRow, UsageHourly
 
 _log = logging.getLogger(__name__)
 _ROLLUP_KEY = ("tenant_id", "model", "price_id", "hour")
+_DAILY_KEY = ("tenant_id", "model", "price_id", "day")
 _ROLLUP_SUMS = (
     "requests",
     "aborted",
@@ -96,15 +97,34 @@ async def _insert_new(session: AsyncSession, dialect: str, rows: list[dict[str, 
     return set(result.scalars().all())
 
 
-async def _add_rollups(session: AsyncSession, dialect: str, rollups: list[dict[str, Any]]) -> None:
-    statement: Any = _insert(dialect, UsageHourly.__table__)
-    table = UsageHourly.__table__.c
+def daily_rows(hourly: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hourly rollup rows summed per UTC day, sorted by key (lock order, as for the hourly ones)."""
+    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in hourly:
+        key = (row["tenant_id"], row["model"], row["price_id"], day_of(row["hour"]))
+        total = sums.get(key)
+        if total is None:
+            total = sums[key] = dict(zip(_DAILY_KEY, key, strict=True)) | dict.fromkeys(_ROLLUP_SUMS, 0)
+        for field in _ROLLUP_SUMS:
+            total[field] += row[field]
+    return [sums[key] for key in sorted(sums)]
+
+
+async def _upsert_sums(
+    session: AsyncSession, dialect: str, table: Any, key: Sequence[str], rows: list[Any]
+) -> None:
+    statement: Any = _insert(dialect, table)
     statement = statement.on_conflict_do_update(
-        index_elements=list(_ROLLUP_KEY),
-        set_={field: table[field] + statement.excluded[field] for field in _ROLLUP_SUMS},
+        index_elements=list(key),
+        set_={field: table.c[field] + statement.excluded[field] for field in _ROLLUP_SUMS},
     )
     connection = await session.connection()
-    await connection.execute(statement, rollups)
+    await connection.execute(statement, rows)
+
+
+async def _add_rollups(session: AsyncSession, dialect: str, hourly: list[dict[str, Any]]) -> None:
+    await _upsert_sums(session, dialect, UsageHourly.__table__, _ROLLUP_KEY, hourly)
+    await _upsert_sums(session, dialect, UsageDaily.__table__, _DAILY_KEY, daily_rows(hourly))
 
 
 async def _mark_busy(session: AsyncSession, dialect: str, rows: list[dict[str, Any]]) -> None:

@@ -177,9 +177,29 @@ class UsageHourly(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger)
 
 
-# Latency histogram columns of usage_hourly: one count per fixed bucket (see billing/histograms.py).
-for _column in HISTOGRAM_COLUMNS:
-    setattr(UsageHourly, _column, Column(_column, BigInteger, nullable=False, server_default="0"))
+class UsageDaily(Base):
+    """The hourly rollups summed per UTC day, written in the same transaction: what month-long
+    reports read (a month is 30 rows per tenant, model and price instead of 720)."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (Index(None, "day"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    price_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    aborted: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+
+
+# Latency histogram columns of the rollups: one count per fixed bucket (see billing/histograms.py).
+for _rollup in (UsageHourly, UsageDaily):
+    for _column in HISTOGRAM_COLUMNS:
+        setattr(_rollup, _column, Column(_column, BigInteger, nullable=False, server_default="0"))
 
 
 class GpuCost(Base):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelplex.billing import rollups
 from modelplex.billing.errors import InvalidInput, NotFound
 from modelplex.billing.invoices import UsageTotal
 from modelplex.billing.ledger import Ledger
@@ -48,13 +49,8 @@ async def usage_totals(
     session: AsyncSession, tenant_id: str, start: datetime, end: datetime
 ) -> list[UsageTotal]:
     """A tenant's usage in [start, end) by model and price (what invoices and budgets are made of)."""
-    query = (
-        select(UsageHourly.model, UsageHourly.price_id, *_sums())
-        .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= start, UsageHourly.hour < end)
-        .group_by(UsageHourly.model, UsageHourly.price_id)
-    )
-    rows = (await session.execute(query)).mappings()
-    return [UsageTotal.model_validate(_ints(row)) for row in rows]
+    rows = await rollups.summed(session, start, end, ("model", "price_id"), filters={"tenant_id": tenant_id})
+    return [UsageTotal.model_validate(row) for row in rows]
 
 
 def fold(buckets: Iterable[UsageBucket], granularity: Granularity) -> list[UsageBucket]:
@@ -132,16 +128,6 @@ class DayUsage(Record):
     completion_tokens: int = 0
 
 
-def by_day(hours: Iterable[tuple[datetime, dict[str, int]]]) -> list[DayUsage]:
-    """Hourly sums merged into days, oldest first; pure."""
-    days: dict[datetime, dict[str, int]] = {}
-    for hour, sums in hours:
-        into = days.setdefault(day_of(hour), {})
-        for field in _SUMS:
-            into[field] = into.get(field, 0) + sums[field]
-    return [DayUsage(day=day, **days[day]) for day in sorted(days)]
-
-
 async def daily_usage(
     session: AsyncSession,
     start: datetime,
@@ -151,15 +137,8 @@ async def daily_usage(
     model: str | None = None,
 ) -> list[DayUsage]:
     """Usage per UTC day in [start, end), over everyone or one tenant and/or model (days without
-    usage are absent)."""
-    query = (
-        select(UsageHourly.hour, *_sums())
-        .where(UsageHourly.hour >= start, UsageHourly.hour < end)
-        .group_by(UsageHourly.hour)
-    )
-    if tenant_id is not None:
-        query = query.where(UsageHourly.tenant_id == tenant_id)
-    if model is not None:
-        query = query.where(UsageHourly.model == model)
-    rows = (await session.execute(query)).mappings()
-    return by_day((row["hour"], {field: int(row[field]) for field in _SUMS}) for row in rows)
+    usage are absent), oldest first."""
+    wanted = {"tenant_id": tenant_id, "model": model}
+    filters = {column: value for column, value in wanted.items() if value is not None}
+    rows = await rollups.summed(session, start, end, (), filters=filters, by_day=True)
+    return sorted((DayUsage.model_validate(row) for row in rows), key=lambda row: row.day)

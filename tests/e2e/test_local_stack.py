@@ -105,6 +105,11 @@ def test_the_terminal_shows_the_banner_then_health_changes_not_health_checks(sta
     printed = "".join(stack.output)
     assert f"Admin API: {admin} (send Authorization: Bearer <admin token>)" in printed
     assert re.search(r"^Admin token: \S+$", printed, re.MULTILINE)
+    console = stack.base_url.removesuffix("/v1") + "/admin/"
+    assert f"Console: {console} (sign in with the admin token)" in printed
+    signin = httpx.get(console + "login", timeout=10)
+    assert signin.status_code == 200
+    assert "Admin token or API key" in signin.text
     time.sleep(3)  # the runtime checks each worker's /health every second
     logged = (stack.state_dir / "up.stderr").read_text()
     assert "HTTP Request" not in logged

@@ -1,5 +1,6 @@
-"""Revision 0002 upgrades a ledger that already holds data, on both databases: rollups, prices and
-invoices are kept as they were, and the new columns start empty."""
+"""Revisions 0002 to head upgrade a ledger that already holds data, on both databases: rollups, prices
+and invoices are kept as they were, the new histogram columns start empty, and 0004's daily rollups
+are filled from the hourly rows already there."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelplex.billing import migrate, statements
 from modelplex.billing.db import create_engine
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.settings import BillingSettings
+from modelplex.billing.tables import UsageDaily
 from mpxtest.ledger import PEPPER
 
 pytestmark = pytest.mark.anyio
@@ -74,15 +76,20 @@ async def test_upgrade_keeps_existing_usage_and_invoices(
 ) -> None:
     url, engine = old_ledger
     settings = BillingSettings(database_url=url, state_dir=tmp_path, key_pepper=PEPPER, auto_migrate=False)
-    before = Ledger(engine, settings, PEPPER.encode())
-    invoice_before = await statements.build_invoice(before, "acme", "2026-03")
-
     await migrate.upgrade(engine)
     assert await migrate.current_revision(engine) == migrate.head_revision()
     assert await migrate.schema_drift(engine) == []
     after = Ledger(engine, settings, PEPPER.encode())
-    assert await statements.build_invoice(after, "acme", "2026-03") == invoice_before
-    assert invoice_before.totals == {"USD": Decimal("0.01")}  # 3000 x 2/1M + 1500 x 4/1M = 0.012
+    invoice = await statements.build_invoice(after, "acme", "2026-03")
+    assert invoice.totals == {"USD": Decimal("0.01")}  # 3000 x 2/1M + 1500 x 4/1M = 0.012
+    assert [(line.requests, line.input_tokens, line.output_tokens) for line in invoice.lines] == [
+        (3, 3000, 1500)
+    ]
+    async with after.sessions() as session:
+        daily = (await session.execute(select(UsageDaily))).scalars().all()
+    assert [(row.day, row.requests, row.failed, row.prompt_tokens) for row in daily] == [
+        (datetime(2026, 3, 10, tzinfo=UTC), 3, 1, 3000)
+    ]
     async with engine.connect() as connection:
         query = text("SELECT requests, ttft_le_50, duration_le_inf FROM usage_hourly")
         row = (await connection.execute(query)).one()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from modelplex.billing.contracts import Outcome
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
-from modelplex.billing.tables import UsageEventRow, UsageHourly
+from modelplex.billing.tables import UsageDaily, UsageEventRow, UsageHourly
 from mpxtest.ledger import usage_event
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +107,28 @@ async def test_events_keep_what_the_gateway_metered(ledger: Ledger) -> None:
     assert (row.prompt_tokens, row.cached_tokens, row.completion_tokens, row.outcome) == (10, 3, 7, "aborted")
     assert (row.started_at, row.finished_at) == (NOON, NOON + timedelta(seconds=2))
     assert (row.ttft_ms, row.duration_ms) == (120.0, 2000.0)
+
+
+async def test_daily_rollups_are_the_hourly_ones_summed_per_day(ledger: Ledger) -> None:
+    start = datetime(2026, 3, 9, 22, 30, tzinfo=UTC)
+    events = [
+        usage_event(
+            f"d{index}", at=start + timedelta(minutes=37 * index), prompt=100 + index, completion=index
+        )
+        for index in range(200)
+    ]
+    sink = LedgerSink(ledger)
+    await sink.ingest(events[:120])
+    await sink.ingest(events[80:])  # overlapping replay: counted once, in both rollups
+
+    async with ledger.sessions() as session:
+        hourly = (await session.execute(select(UsageHourly))).scalars().all()
+        daily = (await session.execute(select(UsageDaily))).scalars().all()
+    by_day: dict[datetime, tuple[int, int, int]] = {}
+    for row in hourly:
+        day = row.hour.replace(hour=0)
+        requests, prompt, ttft = by_day.get(day, (0, 0, 0))
+        by_day[day] = (requests + row.requests, prompt + row.prompt_tokens, ttft + row.ttft_le_250)
+    assert {row.day: (row.requests, row.prompt_tokens, row.ttft_le_250) for row in daily} == by_day
+    assert sum(row.requests for row in daily) == 200
+    assert len(daily) == 7  # 200 x 37 min from 22:30 on 9 March spans 6 days and a bit

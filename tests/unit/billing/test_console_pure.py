@@ -18,6 +18,7 @@ from modelplex.billing.console.render import money, rate
 from modelplex.billing.console.web import STATIC, safe_next, static_files
 from modelplex.billing.errors import InvalidInput
 from modelplex.billing.periods import parse_period
+from modelplex.billing.rollups import spans
 from modelplex.billing.usage import DayUsage
 
 NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
@@ -84,7 +85,13 @@ def test_replica_steps_count_overlapping_intervals_within_the_range() -> None:
 
 def test_sign_in_only_returns_into_the_console() -> None:
     assert safe_next("/admin/tenants?period=2026-01") == "/admin/tenants?period=2026-01"
-    for target in ("https://evil.example/", "//evil.example/admin/", "/admin/\\evil", "/elsewhere", "/admin/\n"):
+    for target in (
+        "https://evil.example/",
+        "//evil.example/admin/",
+        "/admin/\\evil",
+        "/elsewhere",
+        "/admin/\n",
+    ):
         assert safe_next(target) is None, target
 
 
@@ -107,3 +114,16 @@ def test_the_vendored_chart_library_is_the_pinned_release_with_its_licence() -> 
     served = static_files()
     assert "vendor/uplot/uPlot.iife.min.js" in served
     assert "vendor/uplot/SOURCE.json" not in served
+
+
+def test_a_range_reads_whole_days_from_daily_rows_and_its_edges_from_hourly_rows() -> None:
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    month = parse_period("2026-03")
+    assert spans(month.start, month.end) == [("daily", month.start, month.end)]
+    assert spans(T0 + 22 * hour, T0 + 2 * day + 3 * hour) == [
+        ("hourly", T0 + 22 * hour, T0 + day),
+        ("daily", T0 + day, T0 + 2 * day),
+        ("hourly", T0 + 2 * day, T0 + 2 * day + 3 * hour),
+    ]
+    assert spans(T0 + hour, T0 + 5 * hour) == [("hourly", T0 + hour, T0 + 5 * hour)]
+    assert spans(T0, T0) == []
