@@ -5,9 +5,9 @@
 Every `name==version` line gets the sha256 of every file the index holds for that release that a
 Linux CPython >= 3.11 could install (its sdist, and its wheels for any or a Linux platform and a
 compatible interpreter), so `pip install --require-hashes -r FILE` accepts the release on any such
-machine, whatever its architecture, and refuses anything else. Comment lines are kept as they are; hashes already present are replaced.
-The index is PyPI's JSON simple API (PEP 691), or $PIP_INDEX_URL when set. Standard library only:
-it runs before any virtualenv exists.
+machine, whatever its architecture, and refuses anything else. Comment lines are kept as they are;
+hashes already present are replaced. The index is PyPI's JSON simple API (PEP 691), or
+$PIP_INDEX_URL when set. Standard library only: it runs before any virtualenv exists.
 """
 
 from __future__ import annotations

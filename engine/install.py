@@ -97,9 +97,7 @@ def pins_digest(requirements: str) -> str:
     """sha256 of a requirements file without its `--hash` lines and line continuations, as install.sh
     computes it: refreshing the hashes of unchanged pins keeps an installed engine."""
     kept = (
-        re.sub(r"\s*\\$", "", line)
-        for line in requirements.splitlines()
-        if not re.match(r"\s*--hash=", line)
+        re.sub(r"\s*\\$", "", line) for line in requirements.splitlines() if not re.match(r"\s*--hash=", line)
     )
     return hashlib.sha256("".join(line + "\n" for line in kept).encode()).hexdigest()
 

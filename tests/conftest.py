@@ -6,6 +6,7 @@ import pytest
 pytest.register_assert_rewrite("mpxtest")
 
 pytest_plugins: list[str] = [
+    "mpxtest.canary",
     "mpxtest.cluster",
     "mpxtest.discovery",
     "mpxtest.engine",

@@ -28,7 +28,8 @@ def test_cpu_lock_carries_a_hash_for_every_pin() -> None:
     lines = [line for line in CPU_LOCK.read_text().splitlines() if not line.startswith("#")]
     assert all(PIN.match(line) or HASH.match(line) for line in lines)
     pins = [i for i, line in enumerate(lines) if PIN.match(line)]
-    assert pins and all(HASH.match(lines[i + 1]) for i in pins), "a pin without --hash"
+    assert pins
+    assert all(HASH.match(lines[i + 1]) for i in pins), "a pin without --hash"
 
 
 def test_the_stamp_ignores_hashes_but_not_pins() -> None:
