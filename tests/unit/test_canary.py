@@ -10,8 +10,12 @@ import textwrap
 import urllib.parse
 from pathlib import Path
 
+import httpx
 import pytest
 
+from modelplex.billing import keystore
+from modelplex.billing.key_material import DISPLAY_LENGTH
+from mpxtest import canary as canary_plugin
 from mpxtest.canary import Canary, Finding
 
 SECRET = "Zk3v_9QpLm-2xYtR8sWnE4uBcD7hJ0aF"
@@ -112,3 +116,35 @@ def test_a_session_that_leaks_fails_naming_the_file(tmp_path: Path) -> None:
     assert "1 passed" in run.stdout
     assert "SECRET FOUND: a planted key (raw) in a component's log: " in run.stdout
     assert "component.log" in run.stdout
+
+
+def test_error_bodies_and_metrics_that_httpx_reads_are_scanned(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = Canary()
+    monkeypatch.setattr(canary_plugin, "CANARY", fresh)
+    issued = "mpx-" + SECRET
+    pages = {
+        "/keys": (201, f'{{"key": "{issued}"}}'),
+        "/refused": (401, f"bad token {issued}"),
+        "/metrics": (200, f'requests_total{{key="{issued}"}} 1'),
+        "/fine": (200, f"a body holding {issued} is not scanned"),
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        status, body = pages[request.url.path]
+        return httpx.Response(status, text=body)
+
+    with httpx.Client(transport=httpx.MockTransport(answer), base_url="http://gateway") as client:
+        for path in pages:
+            client.get(path)
+    assert fresh.secrets == {SECRET[8:]: "an API key returned by /keys (its secret part)"}
+    assert [finding.where for finding in fresh.findings] == [
+        "401 response to GET http://gateway/refused",
+        "200 response to GET http://gateway/metrics",
+    ]
+
+
+def test_every_key_the_ledger_issues_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = Canary()
+    monkeypatch.setattr(canary_plugin, "CANARY", fresh)
+    key = keystore.new_key()  # wrapped by the plugin for the whole session
+    assert list(fresh.secrets) == [key[DISPLAY_LENGTH:]]
