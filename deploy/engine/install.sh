@@ -16,6 +16,9 @@ cache=${MODELPLEX_ENGINE_CACHE_DIR:-$HOME/.cache/modelplex}
 device=${MODELPLEX_ENGINE_DEVICE:-auto}
 python=${PYTHON:-python3}
 pip_version=26.3
+# Its release files' sha256 (wheel, sdist): the engine's own pip is installed by hash too.
+pip_hashes=(6c36ae7da8695be67e3cd9f7d87919667ced53f57ce2ede75d89b5912ed2bc4c
+    f3b60b20ffaadd4415ed7957212a38ac63fa4c5fa375bd0f4a797777940fad13)
 
 say() { printf '[engine] %s\n' "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
@@ -54,7 +57,8 @@ install_packages() {
         locked=(--no-deps --require-hashes)
     fi
     "$python" -m venv "$dir" &&
-        "$dir/bin/python" -m pip install --disable-pip-version-check --quiet "pip==$pip_version" &&
+        "$dir/bin/python" -m pip install --disable-pip-version-check --quiet --require-hashes \
+            -r <(echo "pip==$pip_version" "${pip_hashes[@]/#/--hash=sha256:}") &&
         PYTHONUNBUFFERED=1 "$dir/bin/python" -m pip install --disable-pip-version-check \
             --progress-bar off "${locked[@]}" -r "$requirements" 2>&1 | tee "$log" | progress "$total"
 }
