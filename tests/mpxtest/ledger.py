@@ -21,10 +21,13 @@ from modelplex.billing.db import create_engine
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.settings import BillingSettings
 from modelplex.billing.tables import Base
+from mpxtest import canary
 from mpxtest.postgres import EmbeddedPostgres
 
 PEPPER = "test-pepper"
 ADMIN_TOKEN = "test-admin-token"
+canary.register(PEPPER, "the test pepper")
+canary.register(ADMIN_TOKEN, "the test admin token")
 
 
 async def _migrate(url: str) -> None:
@@ -71,6 +74,7 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path / "ledger.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        canary.watch(path, "a SQLite ledger")
         yield f"sqlite:///{path}"
         return
     url: str = request.getfixturevalue("postgres_ledger")

@@ -17,6 +17,7 @@ from kubernetes.dynamic import DynamicClient
 
 from modelplex.devcluster.cluster import DevCluster
 from modelplex.processes import free_port
+from mpxtest import canary
 from mpxtest.cluster import DEPLOY, deleting, free_gpus, phase
 from mpxtest.metricsproxy import MetricsProxy
 from mpxtest.wait import eventually
@@ -37,7 +38,8 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [MODELPLEX, "operator", "run", "--kubeconfig", str(self.kubeconfig)]
+        command = [MODELPLEX, "operator", "run", "--log-level", "DEBUG", "--kubeconfig", str(self.kubeconfig)]
+        canary.watch(self.log, "the operator's log")
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
                 command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **self.env}

@@ -23,6 +23,8 @@ from types import TracebackType
 
 import pytest
 
+from mpxtest import canary
+
 SERVICE_USER = "embedded_postgres"
 _FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 
@@ -138,6 +140,20 @@ class EmbeddedPostgres:
         if done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr.strip()}")
 
+    def dump(self, target: Path) -> None:
+        """Every database, as SQL (pg_dumpall), and the server's log into folder TARGET."""
+        target.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [str(binaries() / "pg_dumpall"), "-d", self.url(), "-f", str(target / "all.sql")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_dumpall failed: {done.stderr.strip()}")
+        if self.log.exists():
+            shutil.copy(self.log, target / "postgres.log")
+
     def create_database(self, name: str) -> str:
         self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name)
@@ -153,14 +169,18 @@ class EmbeddedPostgres:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[EmbeddedPostgres]:
-    """One real PostgreSQL for the session, on a free 127.0.0.1 port; stopped and removed at the end.
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """One real PostgreSQL for the session, on a free 127.0.0.1 port; stopped and removed at the end,
+    after a dump of every database and its log are kept for the secrets canary.
 
     Its folder is not under pytest's temp tree, whose permissions pytest may tighten meanwhile.
     """
     base = Path(tempfile.mkdtemp(prefix="mpx-postgres-"))
+    dump = tmp_path_factory.mktemp("postgres-dump")
+    canary.watch(dump, "the session's PostgreSQL")
     try:
         with EmbeddedPostgres(base) as server:
             yield server
+            server.dump(dump)
     finally:
         shutil.rmtree(base, ignore_errors=True)

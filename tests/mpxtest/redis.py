@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from mpxtest import canary
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -54,6 +56,7 @@ class RedisServer:
             "--logfile",
             str(directory / "redis.log"),
         ]
+        canary.watch(directory / "redis.log", "redis' log")
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

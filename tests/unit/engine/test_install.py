@@ -13,13 +13,30 @@ from modelplex.engine import install as engines
 
 CPU_LOCK = engines.ENGINE_DIR / "requirements-cpu.txt"
 GPU_LOCK = engines.ENGINE_DIR / "requirements-gpu.txt"
-PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+$")
+PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+( \\)?$")
+HASH = re.compile(r"^    --hash=sha256:[0-9a-f]{64}( \\)?$")
 
 
 def _packages(lock: Path) -> dict[str, str]:
-    lines = [line for line in lock.read_text().splitlines() if line and not line.startswith("#")]
+    lines = [line for line in lock.read_text().splitlines() if line and not line.startswith(("#", " "))]
     assert all(PIN.match(line) for line in lines), [line for line in lines if not PIN.match(line)]
-    return {name.lower().replace("_", "-"): version for name, version in (line.split("==") for line in lines)}
+    pins = (line.removesuffix(" \\").split("==") for line in lines)
+    return {name.lower().replace("_", "-"): version for name, version in pins}
+
+
+def test_cpu_lock_carries_a_hash_for_every_pin() -> None:
+    lines = [line for line in CPU_LOCK.read_text().splitlines() if not line.startswith("#")]
+    assert all(PIN.match(line) or HASH.match(line) for line in lines)
+    pins = [i for i, line in enumerate(lines) if PIN.match(line)]
+    assert pins
+    assert all(HASH.match(lines[i + 1]) for i in pins), "a pin without --hash"
+
+
+def test_the_stamp_ignores_hashes_but_not_pins() -> None:
+    pins = "# a comment\nfoo==1.0\nbar==2.0\n"
+    hashed = "# a comment\nfoo==1.0 \\\n    --hash=sha256:" + "a" * 64 + "\nbar==2.0\n"
+    assert engines.pins_digest(hashed) == engines.pins_digest(pins)
+    assert engines.pins_digest(pins.replace("2.0", "2.1")) != engines.pins_digest(pins)
 
 
 def test_cpu_lock_pins_everything_and_leaves_out_the_torch_extensions() -> None:
