@@ -1,19 +1,23 @@
-"""Capacity reporting: which engine pods are Ready, sent to the ledger's admin API over HTTP.
+"""Capacity reporting: which engine pods are serving, sent to the ledger's admin API over HTTP.
 
 The operator does not import the ledger (SQLAlchemy stays out of `modelplex operator run`), so it
-speaks the ledger's wire format: `PUT /admin/v1/capacity/observations` with every Ready engine pod
+speaks the ledger's wire format: `PUT /admin/v1/capacity/observations` with every serving engine pod
 of the cluster, level-based. The ledger opens, extends and closes serving intervals from it (see
 billing/capacity.py). Each report lists the pods afresh (one label-selected LIST), so it never depends
 on what a watch has or has not delivered yet; a pod event only makes the next report come sooner.
-A pod whose ModelDeployment the operator has not seen yet holds the whole report back: reporting
-without it would close its interval.
+
+A pod serves while it is Ready, is not being deleted (a terminating pod may stay Ready for its whole
+grace period) and its ModelDeployment exists and is not being deleted. The ModelDeployment comes from
+the watch's store; one the store does not hold (just after a start, before the watch has delivered
+it) is looked up in a LIST of ModelDeployments made for that report, so a report is never held back
+and never leaves out a pod that serves. Absent from that LIST too, the ModelDeployment is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -27,18 +31,34 @@ from modelplex.operator.podspec import GPU_PRODUCT_LABEL
 
 log = logging.getLogger(__name__)
 Manifest = dict[str, Any]
+Key = tuple[str, str]  # (namespace, ModelDeployment name)
 SOURCE = "kubernetes"
 OBSERVATIONS_PATH = "/admin/v1/capacity/observations"
 UNKNOWN_PRODUCT = "unknown"
 
 
-class UnknownDeployment(Exception):
-    """A Ready pod's ModelDeployment is not in the operator's view yet."""
-
-
 def _condition(pod: Manifest, kind: str) -> Manifest:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return next((c for c in conditions if c.get("type") == kind), {})
+
+
+def _deleting(body: Manifest) -> bool:
+    return bool((body.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def ready_since(pod: Manifest) -> str | None:
+    """When the pod became Ready, while it is Ready and not being deleted; else None."""
+    ready = _condition(pod, "Ready")
+    if ready.get("status") != "True" or _deleting(pod):
+        return None
+    since = ready.get("lastTransitionTime")
+    return str(since) if since else None
+
+
+def owner(pod: Manifest) -> Key | None:
+    metadata = pod.get("metadata") or {}
+    name = (metadata.get("labels") or {}).get(labels.DEPLOYMENT)
+    return (str(metadata.get("namespace", "")), str(name)) if name else None
 
 
 def pod_gpus(pod: Manifest, resource: str) -> int:
@@ -61,39 +81,37 @@ def gpu_product(pod: Manifest, nodes: dict[str, NodeGpus]) -> str:
 
 
 def ready_replica(
-    pod: Manifest, deployment: Callable[[tuple[str, str]], Manifest | None], nodes: dict[str, NodeGpus]
+    pod: Manifest, deployments: Mapping[Key, Manifest], nodes: dict[str, NodeGpus]
 ) -> Manifest | None:
-    """The ledger's ReadyReplica (JSON) of a Ready engine pod; None when the pod is not Ready."""
-    metadata = pod.get("metadata") or {}
-    ready = _condition(pod, "Ready")
-    owner = (metadata.get("labels") or {}).get(labels.DEPLOYMENT)
-    if ready.get("status") != "True" or not owner or not ready.get("lastTransitionTime"):
+    """The ledger's ReadyReplica (JSON) of a serving engine pod; None when the pod does not serve."""
+    since, key = ready_since(pod), owner(pod)
+    md = deployments.get(key) if since is not None and key is not None else None
+    if md is None or since is None or key is None or _deleting(md):
         return None
-    namespace = str(metadata.get("namespace", ""))
-    md = deployment((namespace, owner))
-    if md is None:
-        raise UnknownDeployment(f"{namespace}/{owner}")
     spec = md.get("spec") or {}
     resources = spec.get("resources") or {}
     return {
-        "namespace": namespace,
-        "deployment": owner,
-        "model": (spec.get("model") or {}).get("servedName") or owner,
-        "replica": str(metadata.get("name", "")),
+        "namespace": key[0],
+        "deployment": key[1],
+        "model": (spec.get("model") or {}).get("servedName") or key[1],
+        "replica": str((pod.get("metadata") or {}).get("name", "")),
         "gpus": pod_gpus(pod, str(resources.get("gpuResourceName") or "nvidia.com/gpu")),
         "gpuProduct": gpu_product(pod, nodes),
-        "readySince": ready["lastTransitionTime"],
+        "readySince": since,
     }
 
 
+def wanted_deployments(pods: Iterable[Manifest]) -> set[Key]:
+    """The ModelDeployments a report needs: those of the Ready pods that are not being deleted."""
+    return {key for pod in pods if ready_since(pod) is not None and (key := owner(pod)) is not None}
+
+
 def observation(
-    pods: Iterable[Manifest],
-    deployment: Callable[[tuple[str, str]], Manifest | None],
-    nodes: Iterable[NodeGpus],
+    pods: Iterable[Manifest], deployments: Mapping[Key, Manifest], nodes: Iterable[NodeGpus]
 ) -> Manifest:
-    """The report body: every Ready engine pod; raises UnknownDeployment (see the module docstring)."""
+    """The report body: every serving engine pod (`deployments`: the ModelDeployments that exist)."""
     by_name = {node.name: node for node in nodes}
-    ready = [found for pod in pods if (found := ready_replica(pod, deployment, by_name)) is not None]
+    ready = [found for pod in pods if (found := ready_replica(pod, deployments, by_name)) is not None]
     ready.sort(key=lambda replica: (replica["namespace"], replica["replica"]))
     return {"source": SOURCE, "ready": ready}
 
@@ -106,7 +124,7 @@ class CapacityReporter:
         api: KubeClient,
         ledger_url: str,
         token: str | None,
-        deployment: Callable[[tuple[str, str]], Manifest | None],
+        deployment: Callable[[Key], Manifest | None],
         nodes: Callable[[], Iterable[NodeGpus]],
         namespaces: tuple[str, ...] = (),
         interval: float = 30.0,
@@ -123,22 +141,31 @@ class CapacityReporter:
     def poke(self) -> None:
         self._poked.set()
 
-    async def _pods(self) -> list[Manifest]:
-        params = {"labelSelector": labels.DEPLOYMENT}
-        paths = [f"/api/v1/namespaces/{ns}/pods" for ns in self._namespaces] or ["/api/v1/pods"]
-        pods: list[Manifest] = []
+    async def _list(self, api: str, plural: str, params: dict[str, str] | None = None) -> list[Manifest]:
+        """Every `plural` under the API path `api` ("/api/v1") in the namespaces the operator watches."""
+        paths = [f"{api}/namespaces/{ns}/{plural}" for ns in self._namespaces] or [f"{api}/{plural}"]
+        items: list[Manifest] = []
         for path in paths:
-            pods.extend((await self._api.get(path, params)).get("items") or [])
-        return pods
+            items.extend((await self._api.get(path, params)).get("items") or [])
+        return items
+
+    async def _deployments(self, pods: list[Manifest]) -> dict[Key, Manifest]:
+        """The ModelDeployments of the Ready pods that exist: from the store, else from one LIST."""
+        wanted = wanted_deployments(pods)
+        found = {key: md for key in wanted if (md := self._deployment(key)) is not None}
+        if wanted - found.keys():
+            listed = await self._list(f"/apis/{labels.API_VERSION}", labels.PLURAL)
+            found |= {key: md for md in listed if (key := _key(md)) in wanted and key not in found}
+            if gone := sorted(wanted - found.keys()):
+                log.debug("Left out Ready pods of deleted ModelDeployments %s", gone)
+        return found
 
     async def report_once(self, http: httpx.AsyncClient) -> bool:
         """One report; False (logged) when it could not be made or was refused."""
         try:
-            body = observation(await self._pods(), self._deployment, self._nodes())
+            pods = await self._list("/api/v1", "pods", {"labelSelector": labels.DEPLOYMENT})
+            body = observation(pods, await self._deployments(pods), self._nodes())
             response = await http.put(self._url, json=body, headers=self._headers)
-        except UnknownDeployment as missing:
-            log.info("Held capacity report back: ModelDeployment %s not seen yet", missing)
-            return False
         except (ApiError, aiohttp.ClientError, httpx.HTTPError, TimeoutError) as error:
             log.warning("Failed capacity report error=%s", error)
             return False
@@ -154,9 +181,17 @@ class CapacityReporter:
         async with httpx.AsyncClient(timeout=10.0) as http:
             while True:
                 self._poked.clear()
-                await self.report_once(http)
+                try:
+                    await self.report_once(http)
+                except Exception:  # a bug must not end reporting for the operator's lifetime
+                    log.exception("Failed capacity report")
                 try:
                     await asyncio.wait_for(self._poked.wait(), timeout=self._interval)
                     await asyncio.sleep(1.0)  # gather a burst of pod events into one report
                 except TimeoutError:
                     pass
+
+
+def _key(md: Manifest) -> Key:
+    metadata = md.get("metadata") or {}
+    return (str(metadata.get("namespace", "")), str(metadata.get("name", "")))

@@ -63,7 +63,9 @@ def pod_state(body: Manifest) -> PodState:
     return PodState(
         name=body["metadata"]["name"],
         phase=status.get("phase", "Pending"),
-        ready=conditions.get("Ready", {}).get("status") == "True",
+        # A terminating pod may stay Ready through its grace period; it is on its way out.
+        ready=conditions.get("Ready", {}).get("status") == "True"
+        and not body["metadata"].get("deletionTimestamp"),
         unschedulable=unschedulable,
         waiting=waiting,
         ip=status.get("podIP"),

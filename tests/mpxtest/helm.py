@@ -44,6 +44,7 @@ SCHEMA_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"monitoring": {"dashboards": {"enabled": "yes"}}}, "/monitoring/dashboards/enabled"),
     ({"databse": {}}, "additional properties 'databse' not allowed"),
     ({"logLevel": "LOUD"}, "/logLevel"),
+    ({"operator": {"capacity": {"reportSeconds": 90}}}, "/operator/capacity/reportSeconds"),
 ]
 # Rules across values, checked by the templates: `helm lint` only reports a template's `fail` as INFO,
 # so these are refused by `helm template`, `install` and `upgrade`, not by `lint`.

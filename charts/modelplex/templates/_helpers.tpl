@@ -88,6 +88,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-generated" (include "modelplex.fullname" .) -}}
 {{- end }}
 
+{{/* Where the admin API's bearer token is: the gateway checks it, the operator's capacity reports carry it. */}}
+{{- define "modelplex.adminTokenRef" -}}
+secretKeyRef:
+  name: {{ .Values.admin.existingSecret | default (include "modelplex.generatedSecretName" .) }}
+  key: {{ if .Values.admin.existingSecret }}{{ .Values.admin.secretKey }}{{ else }}admin-token{{ end }}
+{{- end }}
+
 {{- define "modelplex.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true

@@ -144,6 +144,32 @@ def test_the_admin_api_is_on_the_tenant_service_only_when_asked(helm: Helm) -> N
     assert [(p["name"], p["port"]) for p in admin["spec"]["ports"]] == [("admin", 8081)]
 
 
+def test_the_operator_reports_capacity_to_the_admin_service_with_the_admin_token(helm: Helm) -> None:
+    objects = helm.objects({})
+    operator = _env(_one(objects, "Deployment", "-operator"))
+    admin = _one(objects, "Service", "-admin")
+    name, port = admin["metadata"]["name"], admin["spec"]["ports"][0]["port"]
+    assert operator["MODELPLEX_OPERATOR_LEDGER_URL"] == f"http://{name}.modelplex-system.svc:{port}"
+    token = operator["MODELPLEX_OPERATOR_LEDGER_ADMIN_TOKEN"]
+    assert token == _env(_one(objects, "Deployment", "-gateway"))["MODELPLEX_BILLING_ADMIN_TOKEN"]
+    assert token == {"secretKeyRef": {"name": "modelplex-generated", "key": "admin-token"}}
+    assert operator["MODELPLEX_OPERATOR_CAPACITY_REPORT_SECONDS"] == "30"
+
+    values = {
+        "admin": {"existingSecret": "ops-admin", "secretKey": "bearer", "service": {"port": 9443}},
+        "operator": {"capacity": {"reportSeconds": 15}},
+    }
+    operator = _env(_one(helm.objects(values), "Deployment", "-operator"))
+    assert operator["MODELPLEX_OPERATOR_LEDGER_URL"] == "http://modelplex-admin.modelplex-system.svc:9443"
+    assert operator["MODELPLEX_OPERATOR_LEDGER_ADMIN_TOKEN"] == {
+        "secretKeyRef": {"name": "ops-admin", "key": "bearer"}
+    }
+    assert operator["MODELPLEX_OPERATOR_CAPACITY_REPORT_SECONDS"] == "15"
+
+    off = _env(_one(helm.objects({"operator": {"capacity": {"enabled": False}}}), "Deployment", "-operator"))
+    assert not [name for name in off if "LEDGER" in name or "CAPACITY" in name]
+
+
 def test_the_crd_is_the_source_with_labels_and_kept(helm: Helm) -> None:
     rendered = helm.template({}, "--show-only", "templates/crd.yaml")
     crd = yaml.safe_load(rendered)

@@ -1,29 +1,46 @@
-"""The operator's capacity report, pure: Ready engine pods as the ledger's observation body."""
+"""The operator's capacity report: serving engine pods as the ledger's observation body (pure), and
+where the reporter finds a pod's ModelDeployment (the store, else one LIST for the report)."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, cast
 
-import pytest
+import httpx
 
 from modelplex.crds import labels
-from modelplex.operator.capacity import UnknownDeployment, observation
+from modelplex.kube.client import KubeClient
+from modelplex.operator.capacity import CapacityReporter, observation, wanted_deployments
 from modelplex.operator.gpus import NodeGpus
 from modelplex.operator.podspec import GPU_PRODUCT_LABEL
 
-MD = {"spec": {"model": {"servedName": "llama-8b"}, "resources": {"gpuResourceName": "nvidia.com/gpu"}}}
+MD = {
+    "metadata": {"namespace": "prod", "name": "llama"},
+    "spec": {"model": {"servedName": "llama-8b"}, "resources": {"gpuResourceName": "nvidia.com/gpu"}},
+}
 SINCE = "2026-05-04T08:00:00Z"
+DELETED_AT = "2026-05-04T09:00:00Z"
 
 
-def pod(name: str, ready: str = "True", product: str | None = None, node: str = "n1") -> dict[str, Any]:
+def pod(
+    name: str,
+    ready: str = "True",
+    product: str | None = None,
+    node: str = "n1",
+    owner: str = "llama",
+    deleting: bool = False,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "nodeName": node,
         "containers": [{"resources": {"limits": {"nvidia.com/gpu": "2", "cpu": "4"}}}],
     }
     if product:
         spec["nodeSelector"] = {GPU_PRODUCT_LABEL: product}
+    metadata: dict[str, Any] = {"name": name, "namespace": "prod", "labels": {labels.DEPLOYMENT: owner}}
+    if deleting:
+        metadata["deletionTimestamp"] = DELETED_AT
     return {
-        "metadata": {"name": name, "namespace": "prod", "labels": {labels.DEPLOYMENT: "llama"}},
+        "metadata": metadata,
         "spec": spec,
         "status": {"conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": SINCE}]},
     }
@@ -37,7 +54,7 @@ def test_only_ready_pods_are_reported_with_gpus_and_product() -> None:
         pod("c", ready="False"),
         pod("d", node="gone"),
     ]
-    body = observation(pods, lambda key: MD if key == ("prod", "llama") else None, nodes)
+    body = observation(pods, {("prod", "llama"): MD}, nodes)
     assert body["source"] == "kubernetes"
     assert [(r["replica"], r["gpus"], r["gpuProduct"]) for r in body["ready"]] == [
         ("a", 2, "NVIDIA-L4"),
@@ -49,10 +66,60 @@ def test_only_ready_pods_are_reported_with_gpus_and_product() -> None:
     }
 
 
-def test_a_ready_pod_of_an_unseen_deployment_holds_the_report_back() -> None:
-    with pytest.raises(UnknownDeployment, match="prod/llama"):
-        observation([pod("a")], lambda key: None, [])
-    assert observation([pod("a", ready="False")], lambda key: None, []) == {
-        "source": "kubernetes",
-        "ready": [],
+def test_terminating_pods_and_pods_of_gone_or_deleting_deployments_do_not_serve() -> None:
+    deleting_md = {**MD, "metadata": {**MD["metadata"], "deletionTimestamp": DELETED_AT}}
+    pods = [pod("a"), pod("b", deleting=True), pod("c", owner="gone")]
+    assert [r["replica"] for r in observation(pods, {("prod", "llama"): MD}, [])["ready"]] == ["a"]
+    assert observation(pods, {("prod", "llama"): deleting_md}, [])["ready"] == []
+    # only a Ready pod that is not terminating needs its ModelDeployment looked up
+    assert wanted_deployments([*pods, pod("d", ready="False", owner="other")]) == {
+        ("prod", "llama"),
+        ("prod", "gone"),
     }
+
+
+class FakeApi:
+    """The two LISTs a report makes; counts the ModelDeployment LISTs."""
+
+    def __init__(self, pods: list[dict[str, Any]], deployments: list[dict[str, Any]]) -> None:
+        self.pods = pods
+        self.deployments = deployments
+        self.deployment_lists = 0
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        if path.endswith("/pods"):
+            assert params == {"labelSelector": labels.DEPLOYMENT}
+            return {"items": self.pods}
+        assert path == f"/apis/{labels.API_VERSION}/{labels.PLURAL}"
+        self.deployment_lists += 1
+        return {"items": self.deployments}
+
+
+def _report(api: FakeApi, store: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    def ledger(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer admin"
+        sent.append(httpx.Response(200, content=request.content).json())
+        return httpx.Response(200, json={"opened": 0, "closed": 0, "open": 0})
+
+    reporter = CapacityReporter(cast(KubeClient, api), "http://ledger/", "admin", store.get, lambda: ())
+
+    async def once() -> bool:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(ledger)) as http:
+            return await reporter.report_once(http)
+
+    assert asyncio.run(once())
+    return [replica for body in sent for replica in body["ready"]]
+
+
+def test_a_deployment_the_store_has_not_seen_yet_is_listed_instead_of_holding_the_report_back() -> None:
+    api = FakeApi([pod("a"), pod("b", owner="gone")], [MD])
+    assert [r["replica"] for r in _report(api, {})] == ["a"]
+    assert api.deployment_lists == 1
+
+
+def test_the_store_answers_without_a_list_when_it_holds_every_deployment() -> None:
+    api = FakeApi([pod("a"), pod("b", deleting=True, owner="gone")], [])
+    assert [r["replica"] for r in _report(api, {("prod", "llama"): MD})] == ["a"]
+    assert api.deployment_lists == 0

@@ -156,3 +156,15 @@ def test_a_zero_replica_model_deployment_is_available_although_its_apply_answer_
     assert held is not None
     progressing = next(c for c in held["status"]["conditions"] if c["type"] == "Progressing")
     assert progressing["reason"] != "RollingOut", progressing
+
+
+def test_a_terminating_pod_is_not_ready_in_the_store() -> None:
+    store = Store()
+    body: Manifest = {
+        "metadata": {"name": "m-1", "namespace": "ns", "labels": {labels.DEPLOYMENT: "m"}},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    store.put_pod(body)
+    assert [p.ready for p in store.pods_of(KEY)] == [True]
+    store.put_pod({**body, "metadata": {**body["metadata"], "deletionTimestamp": "2026-05-04T09:00:00Z"}})
+    assert [p.ready for p in store.pods_of(KEY)] == [False]
