@@ -159,16 +159,13 @@ class UsageEventRow(Base):
     price_id: Mapped[int | None] = mapped_column(Integer)
 
 
-class UsageHourly(Base):
-    """Per tenant, model, price and UTC hour: written in the same transaction as the events."""
+class RollupColumns:
+    """What the usage rollups share: the key before the time bucket, and the counts. (sort_order puts
+    the key first, then the subclass's time bucket, then the counts, as the migrations made them.)"""
 
-    __tablename__ = "usage_hourly"
-    __table_args__ = (Index(None, "hour"),)
-
-    tenant_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    model: Mapped[str] = mapped_column(String(256), primary_key=True)
-    price_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), primary_key=True, sort_order=-1)
+    model: Mapped[str] = mapped_column(String(256), primary_key=True, sort_order=-1)
+    price_id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-1)
     requests: Mapped[int] = mapped_column(BigInteger)
     aborted: Mapped[int] = mapped_column(BigInteger)
     failed: Mapped[int] = mapped_column(BigInteger)
@@ -177,23 +174,23 @@ class UsageHourly(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger)
 
 
-class UsageDaily(Base):
+class UsageHourly(RollupColumns, Base):
+    """Per tenant, model, price and UTC hour: written in the same transaction as the events."""
+
+    __tablename__ = "usage_hourly"
+    __table_args__ = (Index(None, "hour"),)
+
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+
+
+class UsageDaily(RollupColumns, Base):
     """The hourly rollups summed per UTC day, written in the same transaction: what month-long
     reports read (a month is 30 rows per tenant, model and price instead of 720)."""
 
     __tablename__ = "usage_daily"
     __table_args__ = (Index(None, "day"),)
 
-    tenant_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    model: Mapped[str] = mapped_column(String(256), primary_key=True)
-    price_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[datetime] = mapped_column(primary_key=True)
-    requests: Mapped[int] = mapped_column(BigInteger)
-    aborted: Mapped[int] = mapped_column(BigInteger)
-    failed: Mapped[int] = mapped_column(BigInteger)
-    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
-    cached_tokens: Mapped[int] = mapped_column(BigInteger)
-    completion_tokens: Mapped[int] = mapped_column(BigInteger)
 
 
 # Latency histogram columns of the rollups: one count per fixed bucket (see billing/histograms.py).

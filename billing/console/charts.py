@@ -53,18 +53,6 @@ def usage_chart(days: Sequence[DayUsage], period: Period, now: datetime) -> dict
     )
 
 
-def requests_chart(days: Sequence[DayUsage], period: Period, now: datetime) -> dict[str, Any]:
-    by_day = {row.day: row for row in days}
-    axis = period_days(period, now)
-    rows = [by_day.get(day, DayUsage(day=day)) for day in axis]
-    return chart(
-        "Requests per day",
-        "bars",
-        axis,
-        {"requests": [row.requests for row in rows], "failed": [row.failed for row in rows]},
-    )
-
-
 def replicas_chart(steps: Sequence[tuple[datetime, int]], until: datetime) -> dict[str, Any]:
     """Serving replicas over time, as a step line ending at `until`."""
     moments = [moment for moment, _ in steps]

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kubernetes import client
 
 from modelplex.processes import free_port
 from mpxtest.ledger import ADMIN_TOKEN, PEPPER
@@ -97,13 +98,14 @@ def open_replicas(ledger_api: str, namespace: str) -> set[str]:
     return {name for name, row in intervals(ledger_api, namespace).items() if row["endedAt"] is None}
 
 
+def _ready(pod: client.V1Pod) -> bool:
+    conditions = [] if pod.status is None else pod.status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
 def serving_pods(kit: Kit, namespace: str) -> set[str]:
     """Running engine pods that are Ready and not being deleted."""
-    return {
-        pod.metadata.name
-        for pod in kit.running_pods(namespace)
-        if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-    }
+    return {str(pod.metadata.name) for pod in kit.running_pods(namespace) if pod.metadata and _ready(pod)}
 
 
 def resend(ledger_api: str) -> Row:
@@ -141,7 +143,11 @@ def test_pod_readiness_becomes_serving_intervals(
     eventually(lambda: open_replicas(ledger_api, namespace) == pods, what="an open interval per Ready pod")
     serving = intervals(ledger_api, namespace)
     for name, row in serving.items():
-        node = kit.core.read_node(kit.core.read_namespaced_pod(name, namespace).spec.node_name)
+        spec = kit.core.read_namespaced_pod(name, namespace).spec
+        assert spec is not None
+        assert spec.node_name is not None
+        node = kit.core.read_node(spec.node_name)
+        assert node.metadata is not None
         assert (row["model"], row["deployment"], row["source"]) == ("metered-8b", MD, "kubernetes")
         assert row["gpus"] == 1
         assert row["gpuProduct"] == (node.metadata.labels or {}).get("nvidia.com/gpu.product", "unknown")

@@ -14,7 +14,7 @@ from modelplex.operator.capacity import CapacityReporter, observation, wanted_de
 from modelplex.operator.gpus import NodeGpus
 from modelplex.operator.podspec import GPU_PRODUCT_LABEL
 
-MD = {
+MD: dict[str, Any] = {
     "metadata": {"namespace": "prod", "name": "llama"},
     "spec": {"model": {"servedName": "llama-8b"}, "resources": {"gpuResourceName": "nvidia.com/gpu"}},
 }
