@@ -119,7 +119,7 @@ class Console:
     ) -> Response:
         return self._render("error.html", request, viewer, status, title=title, message=message)
 
-    def _filtered(self, request: Request, **values: Any) -> dict[str, Any]:
+    def _filtered(self, **values: Any) -> dict[str, Any]:
         filters: Filters = values["filters"]
         return {"previous": previous_month(filters.period), "following": next_month(filters.period), **values}
 
@@ -235,7 +235,6 @@ class Console:
             request,
             viewer,
             **self._filtered(
-                request,
                 filters=filters,
                 section="Overview",
                 title="Overview",
@@ -251,7 +250,7 @@ class Console:
             "tenants.html",
             request,
             viewer,
-            **self._filtered(request, filters=filters, section="Tenants", title="Tenants", lines=lines),
+            **self._filtered(filters=filters, section="Tenants", title="Tenants", lines=lines),
         )
 
     async def _tenant_page(
@@ -264,7 +263,6 @@ class Console:
             request,
             viewer,
             **self._filtered(
-                request,
                 filters=filters,
                 section=section,
                 title=detail.line.name,
@@ -287,7 +285,7 @@ class Console:
             request,
             viewer,
             **self._filtered(
-                request, filters=filters, section="Models", title="Models", report=report, serving=serving
+                filters=filters, section="Models", title="Models", report=report, serving=serving
             ),
         )
 
@@ -299,7 +297,6 @@ class Console:
             request,
             viewer,
             **self._filtered(
-                request,
                 filters=filters,
                 section="Models",
                 title=detail.economics.model,
@@ -317,7 +314,6 @@ class Console:
             request,
             viewer,
             **self._filtered(
-                request,
                 filters=filters,
                 section="Invoices",
                 title="Invoices",

@@ -6,7 +6,7 @@ attainment, budgets), so a page can never disagree with `modelplex invoice` or t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -30,13 +30,13 @@ from modelplex.billing.economics_report import (
 )
 from modelplex.billing.errors import NotFound
 from modelplex.billing.invoices import Invoice, UsageTotal
-from modelplex.billing.keystore import KeyRecord
+from modelplex.billing.keystore import KeyRecord, list_keys
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import Period, day_of, hour_of, month_of, utcnow
 from modelplex.billing.price_history import price_book
 from modelplex.billing.slo import Attainment, attainment
 from modelplex.billing.statements import budget_of, build_invoice
-from modelplex.billing.tables import ApiKey, Plan, Tenant, UsageHourly
+from modelplex.billing.tables import Plan, Tenant, UsageHourly
 from modelplex.billing.tenants import PlanRecord, find_tenant, plan_record
 from modelplex.billing.usage import DayUsage, daily_usage
 
@@ -154,10 +154,12 @@ def budget_share(plan: Plan | None, status: BudgetStatus) -> Decimal | None:
     return max(shares) if shares else None
 
 
-async def _owners(session: AsyncSession, tenant_id: str | None = None) -> list[tuple[Tenant, Plan | None]]:
+async def _owners(
+    session: AsyncSession, tenant_ids: Collection[str] | None = None
+) -> list[tuple[Tenant, Plan | None]]:
     query = select(Tenant, Plan).outerjoin(Plan, Plan.id == Tenant.plan_id).order_by(Tenant.name)
-    if tenant_id is not None:
-        query = query.where(Tenant.id == tenant_id)
+    if tenant_ids is not None:
+        query = query.where(Tenant.id.in_(tenant_ids))
     return [(row.Tenant, row.Plan) for row in (await session.execute(query)).all()]
 
 
@@ -176,14 +178,17 @@ async def billed(session: AsyncSession, period: Period, tenant_id: str | None = 
 
 
 async def _tenant_lines(
-    session: AsyncSession, books: Billed | PeriodBooks, now: datetime, tenant_id: str | None = None
+    session: AsyncSession,
+    books: Billed | PeriodBooks,
+    now: datetime,
+    tenant_ids: Collection[str] | None = None,
 ) -> list[TenantLine]:
     current = is_current(books.period, now)
     by_tenant = tenant_books(books.groups)
     invoices = {invoice.tenant_id: invoice for invoice in books.invoices}
     prices = await price_book(session, {group.total.model for group in books.groups}) if current else None
     lines = []
-    for tenant, plan in await _owners(session, tenant_id):
+    for tenant, plan in await _owners(session, tenant_ids):
         book = by_tenant.get(tenant.id, TenantBook())
         budget = None if prices is None else budget_of(plan, book.usage, prices)
         invoice = invoices.get(tenant.id)
@@ -211,8 +216,29 @@ async def _tenant_lines(
     return lines
 
 
+def _revenue_rank(
+    totals: dict[str, Decimal], tokens: int, name: str, currency: str
+) -> tuple[Decimal, int, str]:
+    return (-totals.get(currency, Decimal(0)), -tokens, name)
+
+
 def by_revenue(lines: Sequence[TenantLine], currency: str) -> list[TenantLine]:
-    return sorted(lines, key=lambda line: (-line.totals.get(currency, Decimal(0)), -line.tokens, line.name))
+    return sorted(lines, key=lambda line: _revenue_rank(line.totals, line.tokens, line.name, currency))
+
+
+def top_tenant_ids(books: PeriodBooks, currency: str, count: int) -> list[str]:
+    """The tenants with usage that earned most (then used most tokens), from the invoices alone: the
+    overview builds its lines, SLO attainment included, only for these."""
+    tokens = {
+        tenant_id: sum(row.prompt_tokens + row.completion_tokens for row in book.usage)
+        for tenant_id, book in tenant_books(books.groups).items()
+        if any(row.requests for row in book.usage)
+    }
+    ranked = sorted(
+        (invoice for invoice in books.invoices if invoice.tenant_id in tokens),
+        key=lambda inv: _revenue_rank(inv.totals, tokens[inv.tenant_id], inv.tenant, currency),
+    )
+    return [invoice.tenant_id for invoice in ranked[:count]]
 
 
 def _economics(books: PeriodBooks, now: datetime) -> EconomicsReport:
@@ -225,16 +251,15 @@ async def overview(ledger: Ledger, period: Period, now: datetime | None = None) 
     async with ledger.sessions() as session:
         books = await period_books(session, period)
         today = await period_books(session, today_of(moment)) if current else None
-        lines = await _tenant_lines(session, books, moment)
+        lines = await _tenant_lines(session, books, moment, top_tenant_ids(books, CURRENCY, TOP))
         days = await daily_usage(session, period.start, period.end)
     report = _economics(books, moment)
-    active = [line for line in lines if line.requests]
     return Overview(
         period=period,
         today=None if today is None else figures(_economics(today, moment).total),
         month=figures(report.total),
         currency=CURRENCY,
-        top_tenants=by_revenue(active, CURRENCY)[:TOP],
+        top_tenants=by_revenue(lines, CURRENCY),
         top_models=sorted(report.models, key=lambda row: (-row.tokens_served, row.model))[:TOP],
         days=days,
     )
@@ -270,21 +295,15 @@ async def tenant_detail(
     async with ledger.sessions() as session:
         owner = await find_tenant(session, tenant)
         books = await billed(session, period, owner.id)
-        (line,) = await _tenant_lines(session, books, moment, owner.id)
+        (line,) = await _tenant_lines(session, books, moment, [owner.id])
         plan = None if owner.plan_id is None else await session.get(Plan, owner.plan_id)
-        keys = (
-            await session.execute(
-                select(ApiKey).where(ApiKey.tenant_id == owner.id).order_by(ApiKey.created_at)
-            )
-        ).scalars()
-        key_records = [KeyRecord.model_validate(key, from_attributes=True) for key in keys]
         days = await daily_usage(session, period.start, period.end, tenant_id=owner.id)
         months = await _usage_months(session, owner.id)
     invoice = next((inv for inv in books.invoices if inv.tenant_id == owner.id), None)
     return TenantDetail(
         line=line,
         plan=None if plan is None else plan_record(plan),
-        keys=key_records,
+        keys=await list_keys(ledger, owner.id),
         days=days,
         invoice=invoice,
         invoice_periods=months,
