@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 
 from modelplex.billing.contracts import KeyAuthority, UsageSink
@@ -147,7 +147,7 @@ class Gateway:
             )
             spec = self.admission.model(principal, request.model)
             model = spec.name
-            request_id = uuid.uuid4().hex
+            request_id = secrets.token_hex(16)
             meter = Meter(request_id, principal, model, spec.deployment_name)
             hold = await self.reservations.reserve(principal, request, spec, request_id)
             try:

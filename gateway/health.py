@@ -8,6 +8,7 @@ import logging
 import aiohttp
 
 from modelplex.gateway.pool import Pool, Replica
+from modelplex.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,13 @@ LOAD_METRICS = {
     "vllm:num_requests_running": "running",
     "vllm:kv_cache_usage_perc": "kv_cache_usage",
 }
+
+
+def probe_session(settings: GatewaySettings) -> aiohttp.ClientSession:
+    """The HTTP client of the probes and scrapes (requests go through `upstream.Upstream`)."""
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_seconds)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
 
 
 async def run_prober(pool: Pool, session: aiohttp.ClientSession, interval: float) -> None:

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from modelplex.gateway.assembly import assemblable
 from modelplex.gateway.errors import bad_request
 
@@ -55,7 +57,7 @@ def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
     upstream = raw
     assembled = not stream and kind is not Kind.EMBEDDING and assemblable(body)
     if stream or assembled:
-        upstream = json.dumps({**body, "stream": True, "stream_options": UPSTREAM_STREAM_OPTIONS}).encode()
+        upstream = _dumps({**body, "stream": True, "stream_options": UPSTREAM_STREAM_OPTIONS})
     return InferenceRequest(
         kind=kind,
         model=model,
@@ -73,32 +75,25 @@ def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
     )
 
 
-class _NotFinite(ValueError):
-    pass
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _NotFinite(f"the number {text} is too large")
-    return value
-
-
-def _no_constants(name: str) -> None:
-    raise _NotFinite(f"{name} is not a number JSON allows")
+def _dumps(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson writes at most 254 levels of nesting; its parser reads 1,024
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _load_object(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object. Numbers must be finite (no NaN, Infinity or 1e999); nesting deeper than
-    the interpreter's recursion limit (about 1,000 levels) is refused rather than crashing the parser."""
+    """The body as a JSON object (orjson: strict JSON, so no NaN or Infinity; a number too large for a
+    double, such as 1e999, is refused; nesting deeper than 1,024 levels is refused, not a crash)."""
     try:
-        body = json.loads(raw, parse_float=_finite, parse_constant=_no_constants)
-    except _NotFinite as exc:
-        raise bad_request(f"The request body has a number that is not finite: {exc}.") from None
-    except RecursionError:
-        raise bad_request("The request body is nested too deeply.") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"The request body is not valid JSON: {exc}.") from None
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        problem = str(exc)
+        if problem.startswith("number is infinity"):
+            raise bad_request("The request body has a number that is not finite.") from None
+        if problem.startswith("depth limit exceeded"):
+            raise bad_request("The request body is nested too deeply.") from None
+        raise bad_request(f"The request body is not valid JSON: {problem}.") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     return body

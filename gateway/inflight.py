@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.gateway.journal import JournalUnwritable
 
@@ -69,6 +71,7 @@ class InFlightTable:
         self._free: list[int] = []
         self._slots = 0
         self._lock = threading.Lock()  # flush runs in a worker thread; never against a closed map
+        self.dirty = False  # written to since the last flush
 
     def open(self) -> list[UsageEvent]:
         """Map the table; return the requests a previous process left in flight (call `clear` after)."""
@@ -87,7 +90,7 @@ class InFlightTable:
 
     def track(self, request: Tracked) -> None:
         """Write (or rewrite, after a retry elsewhere) the request's identity into its slot."""
-        identity = json.dumps(request.identity, separators=(",", ":")).encode()
+        identity = orjson.dumps(request.identity)
         if len(identity) > IDENTITY_BYTES:
             log.warning("Skipped tracking request_id=%s bytes=%d", request.request_id, len(identity))
             return
@@ -98,20 +101,24 @@ class InFlightTable:
         self._map[offset + HEADER.size : offset + HEADER.size + len(identity)] = identity
         # The state word goes last: a slot is never seen in flight with half its identity.
         HEADER.pack_into(self._map, offset, IN_FLIGHT, len(identity), *request.counters(), time.time())
+        self.dirty = True
 
     def update(self, request: Tracked) -> None:
         if request.slot >= 0 and self._map is not None:
             COUNTERS.pack_into(self._map, request.slot * SLOT_BYTES + 8, *request.counters(), time.time())
+            self.dirty = True
 
     def release(self, request: Tracked) -> None:
         if request.slot >= 0 and self._map is not None:
             STATE.pack_into(self._map, request.slot * SLOT_BYTES, 0)
             self._free.append(request.slot)
             request.slot = -1
+            self.dirty = True
 
     def flush(self) -> None:
         """Write dirty pages to disk (only a machine crash needs this; a killed process loses nothing)."""
         with self._lock:
+            self.dirty = False  # before the flush: a store during it is flushed next time
             if self._map is not None:
                 self._map.flush()
 

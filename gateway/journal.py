@@ -3,7 +3,8 @@
 Each event is written with one `write` as soon as its request ends (so a killed process loses nothing
 the kernel has), and a background thread fsyncs in small groups (so a machine crash loses at most one
 fsync interval). A thread rather than an event-loop task: fsync blocks, and handing it to an executor
-every few milliseconds costs the serving loop a wake-up each time. A cursor file remembers how far
+every few milliseconds costs the serving loop a wake-up each time. The thread sleeps until an append
+makes the journal dirty, so an idle gateway never wakes it. A cursor file remembers how far
 the shipper got; everything after it is replayed after a restart, and the ledger ignores duplicate
 request ids. Requests still in flight are not here: see `inflight.py`.
 """
@@ -16,6 +17,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +58,8 @@ class Journal:
         self._dirty = False
         self.appended = 0
         self._lock = threading.Lock()  # the fsync thread never syncs a descriptor being replaced
-        self._stop = threading.Event()
+        self._stop = False
+        self._written = threading.Event()  # set by an append, cleared by the fsync thread
         self._syncer: threading.Thread | None = None
 
     def open(self) -> None:
@@ -71,7 +74,8 @@ class Journal:
         path = segment_path(self.directory, self.segment)
         _drop_torn_tail(path)
         self._open_segment(path)
-        self._stop.clear()
+        self._stop = False
+        self._written.clear()
         self._syncer = threading.Thread(target=self._sync_loop, name="journal-fsync", daemon=True)
         self._syncer.start()
 
@@ -90,6 +94,8 @@ class Journal:
         self._size += len(line)
         self._dirty = True
         self.appended += 1
+        if not self._written.is_set():
+            self._written.set()
         if self._size >= self._segment_bytes:
             self._rotate()
 
@@ -103,14 +109,18 @@ class Journal:
                 os.fsync(self._fd)
 
     def _sync_loop(self) -> None:
-        while not self._stop.wait(self._fsync_interval):
+        while not self._stop:
+            self._written.wait()
+            time.sleep(self._fsync_interval)  # what else is appended meanwhile shares this fsync
+            self._written.clear()
             try:
                 self.sync()
             except OSError as exc:
                 log.error("Failed syncing usage journal error=%s", exc)
 
     def close(self) -> None:
-        self._stop.set()
+        self._stop = True
+        self._written.set()
         if self._syncer is not None:
             self._syncer.join()
             self._syncer = None

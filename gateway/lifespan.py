@@ -14,7 +14,7 @@ import aiohttp
 from modelplex.billing.contracts import UsageSink
 from modelplex.gateway.asgi import Receive, Send
 from modelplex.gateway.discovery.base import DiscoverySource
-from modelplex.gateway.health import run_prober, run_scraper
+from modelplex.gateway.health import probe_session, run_prober, run_scraper
 from modelplex.gateway.inflight import InFlightTable
 from modelplex.gateway.journal import Journal
 from modelplex.gateway.metering import Recorder
@@ -23,7 +23,7 @@ from modelplex.gateway.pool import Pool
 from modelplex.gateway.proxy import Proxy
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.shipper import Shipper
-from modelplex.gateway.upstream import make_session
+from modelplex.gateway.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ class Lifespan:
         self._services = services
         self._started: list[Service] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # health probes and /metrics scrapes
+        self._upstream: Upstream | None = None
         self._proxy: Proxy | None = None
         self.recorder: Recorder | None = None
         self.shipper: Shipper | None = None
@@ -116,9 +117,12 @@ class Lifespan:
             self._started.append(service)
         self._journal.open()
         recovered = self._recover()
-        self._session = make_session(self._settings)
+        self._session = probe_session(self._settings)
+        self._upstream = Upstream(
+            self._settings.connect_timeout_seconds, self._settings.idle_stream_timeout_seconds
+        )
         self.recorder = recorder = Recorder(self._journal, self._inflight, self._metrics)
-        self._proxy = Proxy(self._settings, self._session, self._pool, recorder, self._metrics)
+        self._proxy = Proxy(self._settings, self._upstream, self._pool, recorder, self._metrics)
         self._spawn("discovery", lambda: self._discovery.run(self._pool.update))
         self._spawn("inflight-flush", self._flush_inflight)
         for index, store in enumerate(self._stores):
@@ -173,7 +177,8 @@ class Lifespan:
             await asyncio.sleep(INFLIGHT_FLUSH_SECONDS)
             if self.recorder is not None and self.recorder.unwritable:
                 self.recorder.retry()
-            await asyncio.to_thread(self._inflight.flush)
+            if self._inflight.dirty:
+                await asyncio.to_thread(self._inflight.flush)
 
     @property
     def journal_unwritable(self) -> bool:
@@ -193,6 +198,8 @@ class Lifespan:
             await self.shipper.drain(SHIP_AT_SHUTDOWN_SECONDS)
         self._inflight.close()
         self._journal.close()
+        if self._upstream is not None:
+            await self._upstream.close()
         if self._session is not None:
             await self._session.close()
         for store in self._stores:

@@ -9,10 +9,9 @@ engine abort, and the usage the engine reported so far is billed as `aborted`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
-import aiohttp
+import orjson
 
 from modelplex.billing.contracts import Outcome
 from modelplex.gateway.asgi import (
@@ -35,7 +34,7 @@ from modelplex.gateway.pool import Lease, Pool
 from modelplex.gateway.routing.base import RouteRequest
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.sse import DONE, EventSplitter, StreamFilter, event_data
-from modelplex.gateway.upstream import Answer, AttemptFailed, call
+from modelplex.gateway.upstream import Answer, AttemptFailed, StreamBroken, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +50,13 @@ class Proxy:
     def __init__(
         self,
         settings: GatewaySettings,
-        session: aiohttp.ClientSession,
+        upstream: Upstream,
         pool: Pool,
         recorder: Recorder,
         metrics: GatewayMetrics,
     ) -> None:
         self._settings = settings
-        self._session = session
+        self._upstream = upstream
         self._pool = pool
         self._recorder = recorder
         self._metrics = metrics
@@ -104,8 +103,7 @@ class Proxy:
             meter.replica = replica.endpoint.id
             self._recorder.dispatched(meter)
             try:
-                answer = await call(
-                    self._session,
+                answer = await self._upstream.call(
                     replica.endpoint.url,
                     request,
                     meter.request_id,
@@ -225,29 +223,25 @@ class Proxy:
     ) -> tuple[Outcome, GatewayError | None]:
         """Feed every chunk to the assembler; COMPLETED once `[DONE]` came, FAILED otherwise."""
         assert answer.stream is not None
-        content = answer.stream.content
+        stream = answer.stream
         splitter = EventSplitter()
-        loop = asyncio.get_running_loop()
-        idle = self._settings.idle_stream_timeout_seconds
         chunk = answer.body
         try:
-            async with asyncio.timeout_at(loop.time() + idle) as timer:
-                while chunk:
-                    for event in splitter.feed(chunk):
-                        payload = event_data(event)
-                        if payload == DONE:
-                            return Outcome.COMPLETED, None
-                        if payload and (error := self._take(payload, assembler, meter)) is not None:
-                            return Outcome.FAILED, error
-                    timer.reschedule(loop.time() + idle)
-                    chunk = await content.readany()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            while chunk:
+                for event in splitter.feed(chunk):
+                    payload = event_data(event)
+                    if payload == DONE:
+                        return Outcome.COMPLETED, None
+                    if payload and (error := self._take(payload, assembler, meter)) is not None:
+                        return Outcome.FAILED, error
+                chunk = await stream.read()
+        except (StreamBroken, TimeoutError) as exc:
             log.warning("Failed upstream stream replica=%s error=%s", meter.replica, type(exc).__name__)
         return Outcome.FAILED, None
 
     def _take(self, payload: bytes, assembler: Assembler, meter: Meter) -> GatewayError | None:
         try:
-            chunk = json.loads(payload)
+            chunk = orjson.loads(payload)
         except ValueError:
             return None
         if not isinstance(chunk, dict):
@@ -263,23 +257,19 @@ class Proxy:
     async def _pump(self, answer: Answer, sse: StreamFilter, meter: Meter, send: Send) -> Outcome:
         """Relay the stream until it ends; the outcome is decided by what the engine sent."""
         assert answer.stream is not None
-        content = answer.stream.content
+        stream = answer.stream
         splitter = EventSplitter()
         await start_stream(send, 200, meter.request_id)
-        loop = asyncio.get_running_loop()
-        idle = self._settings.idle_stream_timeout_seconds
         chunk = answer.body
         try:
-            async with asyncio.timeout_at(loop.time() + idle) as timer:
-                while chunk:
-                    out = [e for e in map(sse.process, splitter.feed(chunk)) if e is not None]
-                    if sse.usage.seen:
-                        self._recorder.progressed(meter)
-                    if out:
-                        await send_chunk(send, b"".join(out))
-                    timer.reschedule(loop.time() + idle)
-                    chunk = await content.readany()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            while chunk:
+                out = [e for e in map(sse.process, splitter.feed(chunk)) if e is not None]
+                if sse.usage.seen:
+                    self._recorder.progressed(meter)
+                if out:
+                    await send_chunk(send, b"".join(out))
+                chunk = await stream.read()
+        except (StreamBroken, TimeoutError) as exc:
             log.warning("Failed upstream stream replica=%s error=%s", meter.replica, type(exc).__name__)
         failed = sse.failed or not sse.done
         if failed and not sse.failed:
@@ -293,7 +283,7 @@ def _replica_failed(outcome: Outcome) -> bool | None:
 
 def _read_usage(body: bytes, meter: Meter) -> None:
     try:
-        usage = json.loads(body).get("usage")
+        usage = orjson.loads(body).get("usage")
     except (ValueError, AttributeError):
         return
     if isinstance(usage, dict):

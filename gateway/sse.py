@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 DONE = b"[DONE]"
 USAGE_MEMBER = b',"usage":{'
@@ -71,7 +72,7 @@ class StreamFilter:
         if b'"error"' not in payload and (split := _split_usage(payload)) is not None:
             return self._filter_split(*split, event)
         try:
-            chunk = json.loads(payload)
+            chunk = orjson.loads(payload)
         except ValueError:
             return event
         if not isinstance(chunk, dict):
@@ -99,7 +100,7 @@ class StreamFilter:
         if self.include_usage and self.continuous_usage:
             return event
         del chunk["usage"]
-        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
 def _split_usage(payload: bytes) -> tuple[bytes, dict[str, Any]] | None:
@@ -110,7 +111,7 @@ def _split_usage(payload: bytes) -> tuple[bytes, dict[str, Any]] | None:
     if at < 0 or not payload.endswith(b"}}"):
         return None
     try:  # a quote inside a JSON string is escaped, so the member found is a real one
-        usage = json.loads(payload[at + len(USAGE_MEMBER) - 1 : -1])
+        usage = orjson.loads(payload[at + len(USAGE_MEMBER) - 1 : -1])
     except ValueError:  # not one object up to the end: usage was not the last member
         return None
     if not isinstance(usage, dict):

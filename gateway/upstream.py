@@ -1,22 +1,197 @@
-"""Calls to one engine replica. Any failure before the first byte is an `AttemptFailed` (retryable)."""
+"""Calls to engine replicas: HTTP/1.1 over pooled keep-alive connections, one asyncio Protocol per
+connection with httptools' response parser. Any failure before the first byte is an `AttemptFailed`
+(retryable).
+
+Why not a general client: the gateway sends one kind of request (a POST of a JSON body) and reads one
+kind of answer (a whole body, or a stream it relays chunk by chunk). Written for that, a call costs a
+fraction of aiohttp's CPU, and a stream's chunks go from the parser to the reader without a task, a
+timer or a copy per chunk (docs/benchmarks.md, issue 16).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections import deque
 from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit
 
-import aiohttp
+import httptools
 
 from modelplex.gateway.inference import InferenceRequest
-from modelplex.gateway.settings import GatewaySettings
 
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+ACCEPT = b"application/json, text/event-stream"
+# vLLM serves with uvicorn, which closes a connection idle for 5 s: reuse one only well before that.
+REUSE_IDLE_SECONDS = 3.0
+MAX_IDLE_PER_REPLICA = 512
 
 
 class AttemptFailed(Exception):
     def __init__(self, kind: str) -> None:
         super().__init__(kind)
-        self.kind = kind  # connect, timeout, status, empty
+        self.kind = kind  # connect, timeout, read, status, empty
+
+
+class StreamBroken(Exception):
+    """The replica's connection failed, or its answer was not valid HTTP, after the first byte."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+    tls: bool
+    prefix: str  # the path the base URL ends with ("" for most engines)
+    host_header: bytes
+
+    @classmethod
+    def of(cls, base_url: str) -> Address:
+        parts = urlsplit(base_url)
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        host = parts.hostname or "127.0.0.1"
+        return cls(host, port, tls, parts.path.rstrip("/"), parts.netloc.encode())
+
+
+class _Connection(asyncio.Protocol):
+    """One connection to a replica; carries one exchange at a time. The parser's callbacks fill the
+    exchange's state and wake the one coroutine that waits on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, address: Address) -> None:
+        self._loop = loop
+        self.address = address
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[None] | None = None
+        self._begin()
+
+    def _begin(self) -> None:
+        self.status = 0
+        self.content_type = b"application/json"
+        self.chunks: list[bytes] = []
+        self.got_headers = False
+        self.complete = False
+        self.keep_alive = False
+        self.error: Exception | None = None
+        self.last_data = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass, but one
+
+    def data_received(self, data: bytes) -> None:
+        self.last_data = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.error = StreamBroken(f"invalid HTTP from the replica: {exc}")
+            self.close()
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.complete and self.error is None:
+            self.error = StreamBroken("the replica closed the connection")
+        self._wake()
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"content-type":
+            self.content_type = value
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        self.got_headers = True
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self.keep_alive = self._parser.should_keep_alive()
+
+    def send(self, head: bytes, body: bytes) -> None:
+        assert self.transport is not None
+        self._begin()
+        self.transport.write(head + body)
+
+    def take(self) -> bytes:
+        chunks, self.chunks = self.chunks, []
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def wait(self) -> None:
+        """Until the parser made progress, or the connection failed."""
+        waiter = self._waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def fail(self, error: Exception) -> None:
+        if self.error is None:
+            self.error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Stream:
+    """The rest of a streamed answer. `read` returns what arrived since the last read (b"" at the
+    end); it raises StreamBroken when the replica fails, TimeoutError when it is silent for
+    `idle_seconds`. `close` when done: a finished exchange returns its connection to the pool,
+    anything else closes it (a closed connection is how the engine learns to stop generating)."""
+
+    __slots__ = ("_closed", "_connection", "_idle", "_pool", "_timer")
+
+    def __init__(self, pool: Upstream, connection: _Connection, idle_seconds: float) -> None:
+        self._pool = pool
+        self._connection = connection
+        self._idle = idle_seconds
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def read(self) -> bytes:
+        connection = self._connection
+        while not connection.chunks:
+            if connection.complete:
+                return b""
+            if connection.error is not None:
+                raise connection.error
+            if self._timer is None:
+                self._arm(connection.last_data + self._idle)
+            await connection.wait()
+        return connection.take()
+
+    def _arm(self, when: float) -> None:
+        self._timer = self._connection._loop.call_at(when, self._check_idle)
+
+    def _check_idle(self) -> None:
+        # One timer per idle period, not one per chunk: when it fires, it looks at the last arrival.
+        deadline = self._connection.last_data + self._idle
+        if self._connection._loop.time() >= deadline:
+            self._timer = None
+            self._connection.fail(TimeoutError())
+        else:
+            self._arm(deadline)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pool.finish(self._connection)
 
 
 @dataclass(slots=True)
@@ -26,54 +201,144 @@ class Answer:
     status: int
     content_type: str
     body: bytes  # the whole body; for a stream, the first chunk
-    stream: aiohttp.ClientResponse | None = None
+    stream: Stream | None = None
 
 
-def make_session(settings: GatewaySettings) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_seconds)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+class Upstream:
+    """Keep-alive connections to the replicas, by address; no limit on how many are open at once
+    (the pool's admission decides how many requests a replica gets)."""
+
+    def __init__(self, connect_timeout: float, idle_stream_timeout: float) -> None:
+        self._connect_timeout = connect_timeout
+        self._idle_stream_timeout = idle_stream_timeout
+        self._addresses: dict[str, Address] = {}
+        self._idle: dict[Address, deque[_Connection]] = {}
+        self._open: set[_Connection] = set()
+        self._tls: ssl.SSLContext | None = None
+
+    async def call(
+        self, base_url: str, request: InferenceRequest, request_id: str, first_byte_timeout: float
+    ) -> Answer:
+        """Send the request; return once the first bytes of a non-5xx answer are in.
+
+        vLLM takes `x-request-id` as its own request id, so engine logs and usage rows share one id.
+        """
+        address = self._addresses.get(base_url)
+        if address is None:
+            address = self._addresses[base_url] = Address.of(base_url)
+        head = b"POST %s%s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\naccept: %s\r\n" % (
+            address.prefix.encode(),
+            request.kind.value.encode(),
+            address.host_header,
+            ACCEPT,
+        )
+        head += b"x-request-id: %s\r\ncontent-length: %d\r\n\r\n" % (
+            request_id.encode(),
+            len(request.upstream_body),
+        )
+        connection: _Connection | None = None
+        try:
+            async with asyncio.timeout(first_byte_timeout):
+                connection = await self._exchange(address, head, request.upstream_body)
+                streaming = request.upstream_streams and connection.status == 200
+                while not (connection.complete or (streaming and connection.chunks)):
+                    if connection.error is not None:
+                        raise connection.error
+                    await connection.wait()
+        except TimeoutError:
+            self._discard(connection)
+            raise AttemptFailed("timeout") from None
+        except StreamBroken:
+            self._discard(connection)
+            raise AttemptFailed("read") from None
+        except BaseException:
+            self._discard(connection)
+            raise
+        body = connection.take()
+        status = connection.status
+        if status >= 500 or (streaming and not body):
+            self._discard(connection)
+            raise AttemptFailed("status" if status >= 500 else "empty")
+        content_type = connection.content_type.decode("latin-1")
+        if not streaming:
+            self.finish(connection)
+            return Answer(status, content_type, body)
+        return Answer(status, content_type, body, Stream(self, connection, self._idle_stream_timeout))
+
+    async def _exchange(self, address: Address, head: bytes, body: bytes) -> _Connection:
+        """A connection whose answer's headers are in."""
+        connection = self._reusable(address)
+        if connection is not None:
+            connection.send(head, body)
+            if await _headers(connection):
+                return connection
+            # The replica closed this connection while it sat idle (nothing of an answer came back):
+            # one fresh try, as any HTTP client does.
+            self._discard(connection)
+        connection = await self._connect(address)
+        connection.send(head, body)
+        if not await _headers(connection):
+            assert connection.error is not None
+            raise connection.error
+        return connection
+
+    def _reusable(self, address: Address) -> _Connection | None:
+        idle = self._idle.get(address)
+        if not idle:
+            return None
+        oldest_usable = asyncio.get_running_loop().time() - REUSE_IDLE_SECONDS
+        while idle:
+            connection = idle.pop()  # the most recently used: the least likely to be timed out
+            if not connection.closed and connection.idle_since >= oldest_usable:
+                return connection
+            self._discard(connection)
+        return None
+
+    async def _connect(self, address: Address) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(loop, address), address.host, address.port, ssl=self._ssl(address)
+                )
+        except (OSError, TimeoutError):
+            raise AttemptFailed("connect") from None
+        self._open.add(connection)
+        return connection
+
+    def _ssl(self, address: Address) -> ssl.SSLContext | None:
+        if not address.tls:
+            return None
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
+
+    def finish(self, connection: _Connection) -> None:
+        """Done with the exchange: keep the connection for the next one when its answer was whole."""
+        if connection.complete and connection.keep_alive and not connection.closed:
+            idle = self._idle.setdefault(connection.address, deque())
+            if len(idle) < MAX_IDLE_PER_REPLICA:
+                connection.idle_since = asyncio.get_running_loop().time()
+                idle.append(connection)
+                return
+        self._discard(connection)
+
+    def _discard(self, connection: _Connection | None) -> None:
+        if connection is not None:
+            connection.close()
+            self._open.discard(connection)
+
+    async def close(self) -> None:
+        for connection in list(self._open):
+            connection.close()
+        self._open.clear()
+        self._idle.clear()
 
 
-async def call(
-    session: aiohttp.ClientSession,
-    base_url: str,
-    request: InferenceRequest,
-    request_id: str,
-    first_byte_timeout: float,
-) -> Answer:
-    """Send the request; return once the first bytes of a non-5xx answer are in.
-
-    vLLM takes `x-request-id` as its own request id, so engine logs and usage rows share one id.
-    """
-    response: aiohttp.ClientResponse | None = None
-    headers = {**HEADERS, "x-request-id": request_id}
-    try:
-        async with asyncio.timeout(first_byte_timeout):
-            response = await session.post(
-                base_url + request.kind.value, data=request.upstream_body, headers=headers
-            )
-            content_type = response.headers.get("content-type", "application/json")
-            streaming = request.upstream_streams and response.status == 200
-            body = await (response.content.readany() if streaming else response.read())
-    except TimeoutError:
-        _close(response)
-        raise AttemptFailed("timeout") from None
-    except aiohttp.ClientError:
-        _close(response)
-        raise AttemptFailed("connect" if response is None else "read") from None
-    except asyncio.CancelledError:
-        _close(response)
-        raise
-    if response.status >= 500 or (streaming and not body):
-        _close(response)
-        raise AttemptFailed("status" if response.status >= 500 else "empty")
-    if not streaming:
-        response.release()
-        return Answer(response.status, content_type, body)
-    return Answer(response.status, content_type, body, response)
-
-
-def _close(response: aiohttp.ClientResponse | None) -> None:
-    if response is not None:
-        response.close()
+async def _headers(connection: _Connection) -> bool:
+    """Wait for the answer's headers; False when the connection failed first."""
+    while not connection.got_headers:
+        if connection.error is not None:
+            return False
+        await connection.wait()
+    return True
