@@ -144,6 +144,7 @@ class Gateway:
                 kind,
                 await read_body(receive, scope, self.settings.max_body_bytes),
                 self.settings.prefix_chars,
+                self.settings.assemble_above_tokens,
             )
             spec = self.admission.model(principal, request.model)
             model = spec.name

@@ -29,11 +29,12 @@ class ClientWatch:
     Stop it before the response's last message: a complete response also ends a pending `receive`.
     """
 
-    __slots__ = ("_active", "_gone", "_task", "left")
+    __slots__ = ("_active", "_cancels", "_gone", "_task", "left")
 
     def __init__(self, receive: Receive) -> None:
         self.left = False
         self._active = True
+        self._cancels = True
         self._task = asyncio.current_task()
         self._gone = asyncio.ensure_future(receive())
         self._gone.add_done_callback(self._check)
@@ -41,9 +42,14 @@ class ClientWatch:
     def _check(self, gone: asyncio.Future[Message]) -> None:
         if gone.cancelled() or gone.exception() is not None or not self._active:
             return
-        if gone.result()["type"] == "http.disconnect" and self._task is not None:
+        if gone.result()["type"] == "http.disconnect":
             self.left = True
-            self._task.cancel()
+            if self._cancels and self._task is not None:
+                self._task.cancel()
+
+    def detach(self) -> None:
+        """From now on a disconnect is only noted in `left`: the work goes on to its end."""
+        self._cancels = False
 
     def stop(self) -> None:
         if self._active:

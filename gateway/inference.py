@@ -46,7 +46,9 @@ class InferenceRequest:
         return self.stream or self.assembled
 
 
-def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
+def parse(kind: Kind, raw: bytes, prefix_chars: int, assemble_above_tokens: int = 0) -> InferenceRequest:
+    """`assemble_above_tokens`: a non-streaming request that may generate more tokens than this is
+    streamed from the engine and assembled (gateway.assembly); a shorter one goes upstream as sent."""
     body = _load_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -55,7 +57,15 @@ def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
     options = _stream_options(body, stream)
     text = _prompt_text(kind, body)
     upstream = raw
-    assembled = not stream and kind is not Kind.EMBEDDING and assemblable(body)
+    prompts, max_tokens = _prompt_count(kind, body), _max_tokens(kind, body)
+    choices = max(_positive_int(body, "n") or 1, _positive_int(body, "best_of") or 1)
+    may_generate = None if max_tokens is None else max_tokens * choices * prompts
+    assembled = (
+        not stream
+        and kind is not Kind.EMBEDDING
+        and (may_generate is None or may_generate > assemble_above_tokens)
+        and assemblable(body)
+    )
     if stream or assembled:
         upstream = _dumps({**body, "stream": True, "stream_options": UPSTREAM_STREAM_OPTIONS})
     return InferenceRequest(
@@ -68,9 +78,9 @@ def parse(kind: Kind, raw: bytes, prefix_chars: int) -> InferenceRequest:
         estimated_prompt_tokens=max(1, -(-len(text) // CHARS_PER_TOKEN)),
         upstream_body=upstream,
         body_bytes=len(raw),
-        prompts=_prompt_count(kind, body),
-        max_tokens=_max_tokens(kind, body),
-        choices=max(_positive_int(body, "n") or 1, _positive_int(body, "best_of") or 1),
+        prompts=prompts,
+        max_tokens=max_tokens,
+        choices=choices,
         assembled=assembled,
     )
 

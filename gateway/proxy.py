@@ -71,10 +71,14 @@ class Proxy:
         watch = ClientWatch(receive)
         try:
             lease = await self._pool.acquire(request.model, route)
+            if not request.upstream_streams:
+                # A whole answer cannot be billed in part: once sent, it is read to its end and billed
+                # whole, whether the client waits for it or not (settings.assemble_above_tokens).
+                watch.detach()
             lease, answer = await self._dispatch(request, route, meter, lease)
             if answer.stream is None:
                 watch.stop()
-                return await self._whole(meter, lease, answer, send)
+                return await self._whole(meter, lease, answer, send, watch.left)
             if request.assembled:
                 return await self._assemble(request, meter, lease, answer, send, watch)
             return await self._relay(request, meter, lease, answer, send, watch)
@@ -138,7 +142,7 @@ class Proxy:
         )
         self._pool.release(lease, True)
 
-    async def _whole(self, meter: Meter, lease: Lease, answer: Answer, send: Send) -> int:
+    async def _whole(self, meter: Meter, lease: Lease, answer: Answer, send: Send, left: bool) -> int:
         self._pool.release(lease, False)
         if answer.status == 200:
             _read_usage(answer.body, meter)
@@ -147,8 +151,9 @@ class Proxy:
         try:
             await send_bytes(send, answer.status, answer.body, answer.content_type.encode(), headers)
         finally:  # journaling and counting after the answer is out: off the client's latency
-            self._recorder.record(meter, Outcome.COMPLETED if answer.status == 200 else Outcome.FAILED)
-        return answer.status
+            outcome = Outcome.COMPLETED if answer.status == 200 else Outcome.FAILED
+            self._recorder.record(meter, Outcome.ABORTED if left else outcome)
+        return 499 if left else answer.status
 
     async def _relay(
         self,

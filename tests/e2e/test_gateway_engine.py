@@ -95,7 +95,11 @@ def _static_config(path: Path, engine: RealEngine) -> Path:
 def stack(real_engine: RealEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("gateway-engine")
     config = _static_config(tmp / "discovery.yaml", real_engine)
-    settings = GatewaySettings(config=config, journal_dir=tmp / "journal", ship_interval_seconds=0.02)
+    # Non-streaming requests for more than 10 tokens are assembled from the engine's stream, shorter
+    # ones are relayed whole: the tests below meet both paths with answers a CPU engine makes quickly.
+    settings = GatewaySettings(
+        config=config, journal_dir=tmp / "journal", ship_interval_seconds=0.02, assemble_above_tokens=10
+    )
     sink = MemorySink()
     authority = StaticKeyAuthority(load_static_config(config).tenants)
     loop = LoopThread()
@@ -165,7 +169,8 @@ def test_an_aborted_stream_is_billed_for_what_the_engine_generated(stack: Stack)
     assert stack.settled_delta(before, billed) == billed
 
 
-WHOLE_ANSWERS = [
+WHOLE_ANSWERS = [  # all but the first are assembled (the stack's assemble_above_tokens is 10)
+    ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 6, "temperature": 0}),
     ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 12, "temperature": 0}),
     ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 40, "temperature": 0, "stop": ["3."]}),
     ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 10, "n": 2, "seed": 7}),

@@ -69,7 +69,7 @@ def test_an_engine_dying_under_a_non_streaming_request_is_a_502_billed_for_what_
 ) -> None:
     world.replica(die_after_tokens=3)
     world.tenant()
-    url = world.gateway()
+    url = world.gateway(assemble_above_tokens=0)  # every non-streaming request assembled
     body = {"model": "m1", "messages": [{"role": "user", "content": "a b"}], "max_tokens": 10}
     response = httpx.post(url + "/v1/chat/completions", json=body, headers=AUTH, timeout=30)
     assert response.status_code == 502

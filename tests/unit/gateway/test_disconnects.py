@@ -22,17 +22,19 @@ def _wait(probe: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_a_client_leaving_a_non_streaming_request_cancels_it_and_bills_it_aborted(world: World) -> None:
-    replica = world.replica(token_delay=0.02)  # 100 tokens: 2 s unless cancelled
+def test_a_client_leaving_a_long_non_streaming_request_cancels_it_and_bills_it_aborted(
+    world: World,
+) -> None:
+    replica = world.replica(token_delay=0.01)  # 300 tokens: 3 s unless cancelled
     world.tenant(tokens_per_minute=100_000)
     url = world.gateway()
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(url + "/v1/chat/completions", json=CHAT, headers=AUTH, timeout=0.3)
+        httpx.post(url + "/v1/chat/completions", json={**CHAT, "max_tokens": 300}, headers=AUTH, timeout=0.3)
     (event,) = world.wait_events(1)
     assert event.outcome is Outcome.ABORTED
     _wait(lambda: replica.aborted == 1)
     assert replica.aborted == 1  # the engine stopped generating
-    assert 0 < replica.generation_tokens_total < 100
+    assert 0 < replica.generation_tokens_total < 300
     # Sent upstream as a stream, it is billed what the engine reported until it was cancelled: never
     # more than it generated; the few generated while the gateway was closing the connection (in the
     # socket, unread: one on a quiet machine, a few under load) go unbilled.
@@ -43,6 +45,22 @@ def test_a_client_leaving_a_non_streaming_request_cancels_it_and_bills_it_aborte
     metrics = httpx.get(url + "/metrics").text
     assert 'modelplex_gateway_requests_total{code="499",model="m1",tenant="*"} 1.0' in metrics
     assert 'modelplex_gateway_in_flight{model="m1"' in metrics
+    assert world.gateways[0].pool.replicas()[0].in_flight == 0
+
+
+def test_a_client_leaving_a_short_non_streaming_request_is_billed_the_whole_answer(world: World) -> None:
+    """At most assemble_above_tokens (256) tokens: relayed whole, so read to its end and billed whole."""
+    replica = world.replica(token_delay=0.02)  # 20 tokens: 0.4 s
+    world.tenant(tokens_per_minute=100_000)
+    url = world.gateway()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/v1/chat/completions", json={**CHAT, "max_tokens": 20}, headers=AUTH, timeout=0.1)
+    (event,) = world.wait_events(1)
+    assert (event.outcome, event.prompt_tokens, event.completion_tokens) == (Outcome.ABORTED, 4, 20)
+    assert replica.aborted == 0
+    assert "stream" not in replica.bodies[-1]  # sent as the client sent it
+    metrics = httpx.get(url + "/metrics").text
+    assert 'modelplex_gateway_requests_total{code="499",model="m1",tenant="*"} 1.0' in metrics
     assert world.gateways[0].pool.replicas()[0].in_flight == 0
 
 

@@ -38,7 +38,7 @@ def _model(name: str, world: World, **fields: Any) -> ModelSpec:
 def test_non_streaming_answers_are_assembled_from_the_engines_stream_and_metered(world: World) -> None:
     replica = world.replica()
     world.tenant()
-    url = world.gateway()
+    url = world.gateway(assemble_above_tokens=0)  # every non-streaming request assembled
     response = _post(url)
     assert response.status_code == 200
     assert response.json()["usage"] == {

@@ -87,3 +87,22 @@ def test_malformed_json_is_400(raw: bytes) -> None:
     with pytest.raises(GatewayError) as caught:
         parse(Kind.CHAT, raw, 8)
     assert caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("extra", "assembled"),
+    [
+        ({"max_tokens": 256}, False),
+        ({"max_tokens": 257}, True),
+        ({"max_tokens": 200, "n": 2}, True),  # up to 400 tokens generated
+        ({}, True),  # no bound: as long as the context allows
+        ({"max_tokens": 1000, "logprobs": True}, False),  # a streamed answer would differ
+    ],
+)
+def test_only_requests_that_may_generate_more_than_the_threshold_are_assembled(
+    extra: dict[str, object], assembled: bool
+) -> None:
+    raw = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}).encode()
+    request = parse(Kind.CHAT, raw, 16, assemble_above_tokens=256)
+    assert request.assembled is assembled
+    assert (request.upstream_body == raw) is not assembled
