@@ -23,10 +23,14 @@ class TenantLabelled(Generic[Metric]):
     def __init__(self, metric: Metric, tenant_ids: bool) -> None:
         self._metric: Metric = metric
         self._tenant_ids = tenant_ids
+        self._children: dict[tuple[str, ...], Metric] = {}  # prometheus_client's lookup checks and locks
 
     def labels(self, tenant: str, *others: str) -> Metric:
         shown = tenant if self._tenant_ids or tenant == NO_TENANT else ANY_TENANT
-        labelled: Metric = self._metric.labels(shown, *others)
+        key = (shown, *others)
+        labelled = self._children.get(key)
+        if labelled is None:
+            labelled = self._children[key] = self._metric.labels(shown, *others)
         return labelled
 
 

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from modelplex.gateway.discovery.base import Catalog, ModelSpec
 from modelplex.gateway.errors import no_capacity
@@ -134,7 +135,6 @@ class Pool:
         """`failed`: True counts towards ejection, False resets the count, None (client gone) neither."""
         replica = lease.replica
         replica.in_flight -= 1
-        self._metrics.in_flight.labels(replica.model, replica.endpoint.id).set(replica.in_flight)
         if failed:
             self._failed(replica)
         elif failed is False:
@@ -206,7 +206,6 @@ class Pool:
         endpoint = await state.policy.choose(request, snapshot)
         replica = state.replicas[endpoint.id]
         replica.in_flight += 1
-        self._metrics.in_flight.labels(model, endpoint.id).set(replica.in_flight)
         return Lease(replica)
 
     def _wake(self, model: str) -> None:
@@ -235,6 +234,13 @@ class Pool:
                 previous.max_in_flight = limit
                 state.replicas[endpoint.id] = previous
             else:
-                state.replicas[endpoint.id] = Replica(spec.name, endpoint, limit)
+                replica = state.replicas[endpoint.id] = Replica(spec.name, endpoint, limit)
                 self._metrics.replica_up.labels(spec.name, endpoint.id).set(1)
+                # Read when /metrics is scraped, not written on every request.
+                in_flight = self._metrics.in_flight.labels(spec.name, endpoint.id)
+                in_flight.set_function(partial(_in_flight, replica))
         return state
+
+
+def _in_flight(replica: Replica) -> float:
+    return replica.in_flight

@@ -64,14 +64,15 @@ class StaticKeyAuthority:
         self._prices[model] = price
 
     async def authenticate(self, api_key: str) -> Principal | None:
-        tenant_id = self._by_key.get(_digest(api_key))
+        digest = _digest(api_key)
+        tenant_id = self._by_key.get(digest)
         if tenant_id is None:
             return None
         tenant = self._tenants[tenant_id]
-        return Principal(
+        return Principal.model_construct(  # every field comes from the validated StaticTenant
             tenant_id=tenant_id,
             tenant_name=tenant.name,
-            key_id=key_id(api_key),
+            key_id="key-" + digest[:12],
             tenant_suspended=tenant.suspended,
             limits=tenant.limits,
         )
