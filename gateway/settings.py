@@ -57,7 +57,7 @@ class GatewaySettings(BaseSettings):
     # max_tokens) is streamed from the engine and assembled, so that a client who leaves stops the
     # engine and is billed what it generated. A shorter one goes upstream as sent (one answer to relay,
     # not one chunk per token); a client who leaves it is billed the whole answer, read to its end.
-    assemble_above_tokens: int = Field(default=256, ge=0)
+    assemble_above_tokens: int = Field(default=64, ge=0)
     budget_cache_seconds: float = Field(default=1.0, ge=0)
     # Budget reservations: a model's context length when discovery does not know it (spec.engine.
     # maxModelLen), and the tokens a chat template may add around the request's own text.

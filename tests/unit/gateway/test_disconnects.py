@@ -49,7 +49,7 @@ def test_a_client_leaving_a_long_non_streaming_request_cancels_it_and_bills_it_a
 
 
 def test_a_client_leaving_a_short_non_streaming_request_is_billed_the_whole_answer(world: World) -> None:
-    """At most assemble_above_tokens (256) tokens: relayed whole, so read to its end and billed whole."""
+    """At most assemble_above_tokens (64) tokens: relayed whole, so read to its end and billed whole."""
     replica = world.replica(token_delay=0.02)  # 20 tokens: 0.4 s
     world.tenant(tokens_per_minute=100_000)
     url = world.gateway()
