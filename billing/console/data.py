@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelplex.billing import capacity
 from modelplex.billing.capacity import IntervalRecord
 from modelplex.billing.contracts import BudgetStatus
-from modelplex.billing.economics import Economics, Served
+from modelplex.billing.economics import Economics, Served, add_served
 from modelplex.billing.economics_report import (
     EconomicsReport,
     PeriodBooks,
@@ -138,7 +138,7 @@ def tenant_books(groups: Iterable[UsageGroup]) -> dict[str, TenantBook]:
     for group in groups:
         book = books.setdefault(group.tenant_id, TenantBook())
         book.usage.append(group.total)
-        book.served.setdefault(group.total.model, Served()).add(group.served())
+        add_served(book.served, group.total.model, group.served())
     return books
 
 
@@ -208,6 +208,7 @@ async def _tenant_lines(
                     books.period.end,
                     book.served,
                     objectives_of(plan),
+                    per_model=False,
                 ),
                 budget=budget,
                 budget_used=None if budget is None else budget_share(plan, budget),

@@ -18,7 +18,7 @@ from modelplex.billing.console.render import money, rate
 from modelplex.billing.console.web import STATIC, safe_next, static_files
 from modelplex.billing.errors import InvalidInput
 from modelplex.billing.periods import parse_period
-from modelplex.billing.rollups import spans
+from modelplex.billing.rollups import DAILY, spans
 from modelplex.billing.usage import DayUsage
 
 NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
@@ -116,14 +116,24 @@ def test_the_vendored_chart_library_is_the_pinned_release_with_its_licence() -> 
     assert "vendor/uplot/SOURCE.json" not in served
 
 
-def test_a_range_reads_whole_days_from_daily_rows_and_its_edges_from_hourly_rows() -> None:
+def test_a_range_reads_whole_months_then_whole_days_from_their_rollups_and_its_edges_hourly() -> None:
     day, hour = timedelta(days=1), timedelta(hours=1)
     month = parse_period("2026-03")
-    assert spans(month.start, month.end) == [("daily", month.start, month.end)]
+    assert spans(month.start, month.end) == [("monthly", month.start, month.end)]
+    assert spans(month.start, month.end, (DAILY,)) == [("daily", month.start, month.end)]
     assert spans(T0 + 22 * hour, T0 + 2 * day + 3 * hour) == [
         ("hourly", T0 + 22 * hour, T0 + day),
         ("daily", T0 + day, T0 + 2 * day),
         ("hourly", T0 + 2 * day, T0 + 2 * day + 3 * hour),
+    ]
+    april, june = parse_period("2026-04").start, parse_period("2026-06").start
+    since, until = month.end - day - 5 * hour, june + 2 * day + hour
+    assert spans(since, until) == [
+        ("hourly", since, month.end - day),
+        ("daily", month.end - day, april),
+        ("monthly", april, june),
+        ("daily", june, june + 2 * day),
+        ("hourly", june + 2 * day, until),
     ]
     assert spans(T0 + hour, T0 + 5 * hour) == [("hourly", T0 + hour, T0 + 5 * hour)]
     assert spans(T0, T0) == []
