@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import BigInteger, Table, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelplex.billing.histograms import HISTOGRAM_COLUMNS
@@ -68,17 +68,16 @@ async def summed(
     for kind, since, until in spans(start, end, (DAILY,) if by_day else (MONTHLY, DAILY)):
         table, moment = _table(kind)
         groups = [table.c[key] for key in keys] + ([moment] if by_day else [])
-        query = (
-            select(*groups, *(func.sum(table.c[name]).label(name) for name in fields))
-            .where(moment >= since, moment < until)
-            .group_by(*groups)
-        )
+        # COALESCE and a cast: integers straight from the driver on both databases (PostgreSQL's SUM of
+        # a BIGINT is NUMERIC), so thousands of rows need no conversion here.
+        sums = (cast(func.coalesce(func.sum(table.c[name]), 0), BigInteger).label(name) for name in fields)
+        query = select(*groups, *sums).where(moment >= since, moment < until).group_by(*groups)
         for column, value in (filters or {}).items():
             query = query.where(table.c[column] == value)
         for row in (await session.execute(query)).all():
             key_values = tuple(row[: len(keys)])
             day = day_of(row[len(keys)]) if by_day else None
-            sums = [int(value or 0) for value in row[len(groups) :]]
+            sums = row[len(groups) :]
             into = merged.get((*key_values, day))
             if into is None:
                 into = merged[(*key_values, day)] = dict(zip(keys, key_values, strict=True))
