@@ -70,8 +70,8 @@ async def summed(
         groups = [table.c[key] for key in keys] + ([moment] if by_day else [])
         # COALESCE and a cast: integers straight from the driver on both databases (PostgreSQL's SUM of
         # a BIGINT is NUMERIC), so thousands of rows need no conversion here.
-        sums = (cast(func.coalesce(func.sum(table.c[name]), 0), BigInteger).label(name) for name in fields)
-        query = select(*groups, *sums).where(moment >= since, moment < until).group_by(*groups)
+        totals = [cast(func.coalesce(func.sum(table.c[name]), 0), BigInteger).label(name) for name in fields]
+        query = select(*groups, *totals).where(moment >= since, moment < until).group_by(*groups)
         for column, value in (filters or {}).items():
             query = query.where(table.c[column] == value)
         for row in (await session.execute(query)).all():

@@ -265,6 +265,51 @@ class ReplicaInterval(Base):
     ended_at: Mapped[datetime | None]
 
 
+class ScalingDecisionRow(Base):
+    """One change of a ModelDeployment's replicas by the autoscaler, with the load it was made from:
+    append-only, keyed by when it was made, so a decision reported again adds no row."""
+
+    __tablename__ = "scaling_decisions"
+    __table_args__ = (
+        UniqueConstraint("source", "namespace", "deployment", "decided_at", name="uq_scaling_decisions_key"),
+        Index(None, "model", "decided_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str] = mapped_column(String(253))
+    deployment: Mapped[str] = mapped_column(String(253))
+    model: Mapped[str] = mapped_column(String(256))
+    decided_at: Mapped[datetime]
+    from_replicas: Mapped[int] = mapped_column(Integer)
+    to_replicas: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(String(1024))
+    demand: Mapped[int | None] = mapped_column(Integer)
+    waiting: Mapped[int | None] = mapped_column(Integer)
+    running: Mapped[int | None] = mapped_column(Integer)
+    gateway_queued: Mapped[int | None] = mapped_column(Integer)
+    kv_cache_utilization: Mapped[float | None] = mapped_column(Float)
+
+
+class ScalingObservationRow(Base):
+    """The autoscaler's latest reading of one ModelDeployment (replaced by newer ones): its load now."""
+
+    __tablename__ = "scaling_observations"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(253), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(253), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), index=True)
+    observed_at: Mapped[datetime]
+    desired_replicas: Mapped[int] = mapped_column(Integer)
+    demand: Mapped[int | None] = mapped_column(Integer)
+    waiting: Mapped[int | None] = mapped_column(Integer)
+    running: Mapped[int | None] = mapped_column(Integer)
+    gateway_queued: Mapped[int | None] = mapped_column(Integer)
+    kv_cache_utilization: Mapped[float | None] = mapped_column(Float)
+
+
 class ReplicaBusyHourly(Base):
     """Per model, replica and UTC hour: a bitmap of the minutes with a request in flight (bit m set:
     minute m of the hour). Bitwise OR merges batches in any order, and a replayed batch changes nothing."""

@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelplex.billing import capacity
+from modelplex.billing import capacity, scaling
 from modelplex.billing.capacity import IntervalRecord
 from modelplex.billing.contracts import BudgetStatus
 from modelplex.billing.economics import Economics, Served, add_served
@@ -34,6 +34,7 @@ from modelplex.billing.keystore import KeyRecord, list_keys
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import Period, day_of, month_of, utcnow
 from modelplex.billing.price_history import price_book
+from modelplex.billing.scaling import DecisionRecord, ReadingRecord
 from modelplex.billing.slo import Attainment, attainment
 from modelplex.billing.statements import budget_of, build_invoice
 from modelplex.billing.tables import Plan, Tenant, UsageHourly
@@ -42,6 +43,7 @@ from modelplex.billing.usage import DayUsage, daily_usage
 
 CURRENCY = "USD"  # the currency economics are shown in (GPU costs and prices in others are listed apart)
 TOP = 10
+DECISIONS = 50  # the model page's newest autoscaler decisions
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class ModelDetail:
     replica_steps: list[tuple[datetime, int]]  # (moment, replicas serving from then on)
     intervals: list[IntervalRecord]
     days: list[DayUsage]
+    decisions: list[DecisionRecord]  # the autoscaler's, in the period, newest first
+    readings: list[ReadingRecord]  # its last reading of each deployment serving the model: load now
 
 
 @dataclass(frozen=True)
@@ -363,6 +367,8 @@ async def model_detail(
     async with ledger.sessions() as session:
         books = await period_books(session, period)
         days = await daily_usage(session, period.start, period.end, model=model)
+        decisions = await scaling.decisions_between(session, model, period.start, period.end, DECISIONS)
+        readings = await scaling.readings_of(session, model)
     report = _economics(books, moment)
     row = next((row for row in report.models if row.model == model), None)
     if row is None:
@@ -377,6 +383,8 @@ async def model_detail(
         replica_steps=replica_steps(intervals, period.start, until),
         intervals=sorted(intervals, key=lambda interval: interval.started_at, reverse=True)[:50],
         days=days,
+        decisions=decisions,
+        readings=readings,
     )
 
 

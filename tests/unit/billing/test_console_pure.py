@@ -83,6 +83,27 @@ def test_replica_steps_count_overlapping_intervals_within_the_range() -> None:
     assert replica_steps([], T0, T0 + hour) == [(T0, 0)]
 
 
+def test_the_replicas_chart_marks_the_autoscalers_decisions_where_they_were_made() -> None:
+    hour = timedelta(hours=1)
+    steps = [(T0, 1), (T0 + 2 * hour, 3)]
+    plain = charts.replicas_chart(steps, T0 + 4 * hour)
+    assert plain["x"] == [int((T0 + n * hour).timestamp()) for n in (0, 2, 4)]
+    assert [series["label"] for series in plain["series"]] == ["replicas"]
+    assert plain["series"][0]["values"] == [1, 3, 3]
+    marked = charts.replicas_chart(
+        steps, T0 + 4 * hour, [(T0 + hour, 3), (T0 + 3 * hour, 2), (T0 + 5 * hour, 1)]
+    )
+    assert marked["x"] == [int((T0 + n * hour).timestamp()) for n in (0, 1, 2, 3, 4)]
+    replicas, asked = marked["series"]
+    assert replicas["values"] == [1, 1, 3, 3, 3]  # serving changes when replicas are Ready, after a decision
+    assert (asked["label"], asked["marks"], asked["values"]) == (
+        "autoscaler asked for",
+        True,
+        [None, 3, None, 2, None],
+    )
+    assert charts.replicas_chart([], T0 + hour)["x"] == []
+
+
 def test_sign_in_only_returns_into_the_console() -> None:
     assert safe_next("/admin/tenants?period=2026-01") == "/admin/tenants?period=2026-01"
     for target in (
