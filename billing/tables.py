@@ -265,7 +265,17 @@ class ReplicaInterval(Base):
     ended_at: Mapped[datetime | None]
 
 
-class ScalingDecisionRow(Base):
+class LoadColumns:
+    """The load an autoscaler reading found, as status.scaling's signals state it (NULL: not read)."""
+
+    demand: Mapped[int | None] = mapped_column(Integer)
+    waiting: Mapped[int | None] = mapped_column(Integer)
+    running: Mapped[int | None] = mapped_column(Integer)
+    gateway_queued: Mapped[int | None] = mapped_column(Integer)
+    kv_cache_utilization: Mapped[float | None] = mapped_column(Float)
+
+
+class ScalingDecisionRow(LoadColumns, Base):
     """One change of a ModelDeployment's replicas by the autoscaler, with the load it was made from:
     append-only, keyed by when it was made, so a decision reported again adds no row."""
 
@@ -285,14 +295,9 @@ class ScalingDecisionRow(Base):
     to_replicas: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(String(1024))
-    demand: Mapped[int | None] = mapped_column(Integer)
-    waiting: Mapped[int | None] = mapped_column(Integer)
-    running: Mapped[int | None] = mapped_column(Integer)
-    gateway_queued: Mapped[int | None] = mapped_column(Integer)
-    kv_cache_utilization: Mapped[float | None] = mapped_column(Float)
 
 
-class ScalingObservationRow(Base):
+class ScalingObservationRow(LoadColumns, Base):
     """The autoscaler's latest reading of one ModelDeployment (replaced by newer ones): its load now."""
 
     __tablename__ = "scaling_observations"
@@ -303,11 +308,6 @@ class ScalingObservationRow(Base):
     model: Mapped[str] = mapped_column(String(256), index=True)
     observed_at: Mapped[datetime]
     desired_replicas: Mapped[int] = mapped_column(Integer)
-    demand: Mapped[int | None] = mapped_column(Integer)
-    waiting: Mapped[int | None] = mapped_column(Integer)
-    running: Mapped[int | None] = mapped_column(Integer)
-    gateway_queued: Mapped[int | None] = mapped_column(Integer)
-    kv_cache_utilization: Mapped[float | None] = mapped_column(Float)
 
 
 class ReplicaBusyHourly(Base):

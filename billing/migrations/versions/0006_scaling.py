@@ -29,14 +29,20 @@ def _signals() -> list[sa.Column[Any]]:
     ]
 
 
-def upgrade() -> None:
-    op.create_table(
-        "scaling_decisions",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+def _deployment() -> list[sa.Column[Any]]:
+    return [
         sa.Column("source", sa.String(64), nullable=False),
         sa.Column("namespace", sa.String(253), nullable=False),
         sa.Column("deployment", sa.String(253), nullable=False),
         sa.Column("model", sa.String(256), nullable=False),
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "scaling_decisions",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        *_deployment(),
         sa.Column("decided_at", TIMESTAMP, nullable=False),
         sa.Column("from_replicas", sa.Integer(), nullable=False),
         sa.Column("to_replicas", sa.Integer(), nullable=False),
@@ -53,10 +59,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "scaling_observations",
-        sa.Column("source", sa.String(64), nullable=False),
-        sa.Column("namespace", sa.String(253), nullable=False),
-        sa.Column("deployment", sa.String(253), nullable=False),
-        sa.Column("model", sa.String(256), nullable=False),
+        *_deployment(),
         sa.Column("observed_at", TIMESTAMP, nullable=False),
         sa.Column("desired_replicas", sa.Integer(), nullable=False),
         *_signals(),
