@@ -111,6 +111,9 @@ async def seed_console_ledger(ledger: Ledger) -> Seeded:
     return seeded
 
 
+DECIDED_DAYS = (4, 11, 20)  # after the replica started: two decisions, then the last reading
+
+
 def scaling_report(started: datetime) -> ScalingReport:
     """The autoscaler of llama-70b: two decisions since `started`, and its last reading."""
     signals = {"demand": 20, "waiting": 7, "running": 13, "kvCacheUtilization": 0.75, "gatewayQueued": 2}
@@ -120,11 +123,11 @@ def scaling_report(started: datetime) -> ScalingReport:
             "deployment": "llama-70b",
             "model": "llama-70b",
             "desiredReplicas": 2,
-            "observedAt": started + timedelta(hours=3),
+            "observedAt": started + timedelta(days=DECIDED_DAYS[2]),
             "signals": signals,
             "decisions": [
                 {
-                    "time": started + timedelta(hours=1),
+                    "time": started + timedelta(days=DECIDED_DAYS[0]),
                     "from": 1,
                     "to": 3,
                     "reason": "QueueDepth",
@@ -132,7 +135,7 @@ def scaling_report(started: datetime) -> ScalingReport:
                     "signals": {**signals, "demand": 24},
                 },
                 {
-                    "time": started + timedelta(hours=2),
+                    "time": started + timedelta(days=DECIDED_DAYS[1]),
                     "from": 3,
                     "to": 2,
                     "reason": "ScaleDownStabilizing",

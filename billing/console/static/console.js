@@ -12,7 +12,7 @@ function seriesOptions(payload) {
     const colour = COLOURS[index % COLOURS.length];
     if (series.marks) {
       // Points only, where a value is given: e.g. the autoscaler's decisions over the replicas line.
-      return { label: series.label, stroke: colour, fill: colour, paths: () => null, points: { show: true, size: 9 } };
+      return { label: series.label, stroke: colour, fill: colour, paths: () => null, points: { show: true, size: 9, fill: colour } };
     }
     const paths = payload.kind === "bars"
       ? uPlot.paths.bars({ size: [twoBars ? 0.4 : 0.7, 40], align: twoBars ? (index === 0 ? -1 : 1) : 0 })

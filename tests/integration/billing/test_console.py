@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -17,7 +18,15 @@ from modelplex.billing.api import build_admin_app
 from modelplex.billing.keystore import revoke_key
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.statements import build_invoice
-from mpxtest.console import OPERATOR_SECRET, TENANTS, Seeded, raw_totals, seed_console_ledger, sign_in
+from mpxtest.console import (
+    DECIDED_DAYS,
+    OPERATOR_SECRET,
+    TENANTS,
+    Seeded,
+    raw_totals,
+    seed_console_ledger,
+    sign_in,
+)
 from mpxtest.ledger import ADMIN_TOKEN
 
 pytestmark = pytest.mark.anyio
@@ -239,7 +248,8 @@ async def test_the_model_page_shows_the_autoscalers_decisions_and_its_load_now(
     await _as_operator(browser)
     page = (await browser.get(f"/admin/models/llama-70b?period={seeded.previous.label}")).text
     started = seeded.previous.start.replace(minute=5)
-    hours = [(started.replace(hour=hour)).strftime("%Y-%m-%d %H:%M UTC") for hour in (1, 2, 3)]
+    moments = [started + timedelta(days=days) for days in DECIDED_DAYS]
+    hours = [moment.strftime("%Y-%m-%d %H:%M UTC") for moment in moments]
     assert _rows(page, "decisions") == [
         [hours[1], "serving/llama-70b", "3 → 2", "ScaleDownStabilizing", "stabilised at 2 over 300 s"],
         [hours[0], "serving/llama-70b", "1 → 3", "QueueDepth", "queue depth 24 over 1 x 8"],
@@ -253,8 +263,8 @@ async def test_the_model_page_shows_the_autoscalers_decisions_and_its_load_now(
     assert asked["marks"] is True
     marked = {x: value for x, value in zip(chart["x"], asked["values"], strict=True) if value is not None}
     assert marked == {
-        int(started.replace(hour=1).timestamp()): 3,
-        int(started.replace(hour=2).timestamp()): 2,
+        int(moments[0].timestamp()): 3,
+        int(moments[1].timestamp()): 2,
     }
     # the one replica served from 00:05 on, throughout
     assert replicas["values"][0] == 0
