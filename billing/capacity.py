@@ -8,6 +8,8 @@ does the rest, level-based, so a report may be repeated, lost or replayed:
   keyed by (source, namespace, deployment, replica, start), so the same interval reported twice is
   one row, and a late replay cannot reopen an interval that was closed;
 - a report older than the latest one recorded for its source is ignored (delivered late);
+- the report may carry what the producer's autoscaler holds (its decisions and last reading), kept
+  in the same transaction (billing/scaling.py);
 - an open interval whose replica is missing from the report is closed. When the producer has been
   reporting continuously (its previous report within CONTINUOUS of this one), it ends at this
   report; otherwise the producer was away (restarted, cut off) and the interval ends when it was last
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import Instant, as_utc, utcnow
+from modelplex.billing.scaling import ScalingReport, record_scaling
 from modelplex.billing.schemas import Record, Request
 from modelplex.billing.tables import ReplicaInterval
 
@@ -55,13 +58,15 @@ class Observation(Request):
     source: str = Field(min_length=1, max_length=64)
     observed_at: Instant | None = None
     ready: list[ReadyReplica]
+    scaling: list[ScalingReport] = Field(default_factory=list)  # what its autoscaler holds (scaling.py)
 
 
 class ObservationResult(Record):
     opened: int
     closed: int
     open: int
-    stale: bool = False  # older than a report already recorded: ignored
+    stale: bool = False  # older than a report already recorded: ignored (its scaling is still kept)
+    decisions: int = 0  # autoscaler decisions not recorded before
 
 
 class IntervalRecord(Record):
@@ -153,6 +158,9 @@ async def record_observation(ledger: Ledger, report: Observation) -> Observation
     at = as_utc(report.observed_at) if report.observed_at is not None else utcnow()
     async with ledger.transaction() as session:
         result = await _apply(session, ledger.dialect, report, at)
+        if report.scaling:
+            added = await record_scaling(session, ledger.dialect, report.source, report.scaling)
+            result = result.model_copy(update={"decisions": added})
     if result.opened or result.closed:
         _log.info(
             "Recorded capacity source=%s opened=%d closed=%d open=%d",

@@ -17,7 +17,15 @@ from modelplex.billing import capacity, rollups
 from modelplex.billing.capacity import IntervalRecord
 from modelplex.billing.cost_book import CostBook
 from modelplex.billing.currencies import validate_currency
-from modelplex.billing.economics import Economics, Served, add_busy, gpu_spend, model_revenue, report_rows
+from modelplex.billing.economics import (
+    Economics,
+    Served,
+    add_busy,
+    add_served,
+    gpu_spend,
+    model_revenue,
+    report_rows,
+)
 from modelplex.billing.errors import InvalidInput
 from modelplex.billing.gpu_costs import cost_book
 from modelplex.billing.histograms import from_row
@@ -51,15 +59,27 @@ def report_range(period: str | None, start: str | None, end: str | None) -> Peri
     return Period(label=f"{since.isoformat()}/{until.isoformat()}", start=since, end=until)
 
 
-class UsageGroup(Record):
+@dataclass(frozen=True, slots=True)
+class UsageGroup:
+    """One tenant's rollups for one model and price over a range (a dataclass: pages build thousands)."""
+
     tenant_id: str
     total: UsageTotal
     ttft: list[int]
     duration: list[int]
 
     def served(self) -> Served:
-        counts = {name: getattr(self.total, name) for name in _COUNTS}
-        return Served(**counts, ttft=list(self.ttft), duration=list(self.duration))
+        total = self.total
+        return Served(
+            requests=total.requests,
+            aborted=total.aborted,
+            failed=total.failed,
+            prompt_tokens=total.prompt_tokens,
+            cached_tokens=total.cached_tokens,
+            completion_tokens=total.completion_tokens,
+            ttft=list(self.ttft),
+            duration=list(self.duration),
+        )
 
 
 async def usage_groups(
@@ -145,7 +165,7 @@ def economics_of(books: PeriodBooks, currency: str, as_of: datetime) -> Economic
     add_busy(spend, books.busy, {(i.model, i.replica): i.gpus for i in books.intervals})
     served: dict[str, Served] = {}
     for group in books.groups:
-        served.setdefault(group.total.model, Served()).add(group.served())
+        add_served(served, group.total.model, group.served())
     rows, total = report_rows(currency, spend, served, model_revenue(books.invoices, currency))
     return EconomicsReport(start=start, end=end, as_of=as_of, currency=currency, models=rows, total=total)
 
@@ -180,7 +200,7 @@ async def slo_report(ledger: Ledger, period: Period, tenant: str | None = None) 
     by_tenant: dict[str, dict[str, Served]] = {}
     for group in groups:
         models = by_tenant.setdefault(group.tenant_id, {})
-        models.setdefault(group.total.model, Served()).add(group.served())
+        add_served(models, group.total.model, group.served())
     return [
         attainment(row.id, row.name, period.start, period.end, by_tenant.get(row.id, {}), objectives_of(plan))
         for row, plan in owners

@@ -25,6 +25,9 @@ def column_name(metric: Metric, bucket: str) -> str:
 HISTOGRAM_COLUMNS: tuple[str, ...] = tuple(
     column_name(metric, bucket) for metric in METRICS for bucket in BUCKET_NAMES
 )
+_COLUMNS_OF: dict[Metric, tuple[str, ...]] = {
+    metric: tuple(column_name(metric, bucket) for bucket in BUCKET_NAMES) for metric in METRICS
+}
 
 
 def bucket_of(value_ms: float) -> int:
@@ -55,7 +58,7 @@ def merge(histograms: Iterable[Sequence[int]]) -> list[int]:
 
 def from_row(row: Mapping[str, object], metric: Metric) -> list[int]:
     """The histogram of `metric` held in a rollup row's columns (or in a mapping of them)."""
-    return [int(row[column_name(metric, bucket)] or 0) for bucket in BUCKET_NAMES]  # type: ignore[call-overload]
+    return [int(row[column] or 0) for column in _COLUMNS_OF[metric]]  # type: ignore[call-overload]
 
 
 def quantile(counts: Sequence[int], q: Decimal) -> Decimal | None:

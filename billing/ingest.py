@@ -1,14 +1,15 @@
 """Usage ingest: the ledger's UsageSink. One transaction per batch; duplicate request_ids are ignored.
 
 Each batch inserts the new events (ON CONFLICT DO NOTHING / INSERT OR IGNORE), reads back which
-request_ids were actually new, and adds only those to the hourly and daily rollups in the same transaction,
-so an event is counted once however often the gateway's journal replays it.
+request_ids were actually new, and adds only those to the hourly, daily and monthly rollups in the same
+transaction, so an event is counted once however often the gateway's journal replays it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Insert
@@ -19,14 +20,22 @@ from modelplex.billing.busy import busy_rows
 from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.billing.histograms import BUCKET_NAMES, HISTOGRAM_COLUMNS, bucket_of, column_name
 from modelplex.billing.ledger import Ledger
-from modelplex.billing.periods import as_utc, day_of, hour_of
+from modelplex.billing.periods import as_utc, day_of, hour_of, month_start
 from modelplex.billing.price_history import price_book
 from modelplex.billing.pricing import PriceBook
-from modelplex.billing.tables import UNPRICED, ReplicaBusyHourly, UsageDaily, UsageEventRow, UsageHourly
+from modelplex.billing.tables import (
+    UNPRICED,
+    ReplicaBusyHourly,
+    UsageDaily,
+    UsageEventRow,
+    UsageHourly,
+    UsageMonthly,
+)
 
 _log = logging.getLogger(__name__)
 _ROLLUP_KEY = ("tenant_id", "model", "price_id", "hour")
 _DAILY_KEY = ("tenant_id", "model", "price_id", "day")
+_MONTHLY_KEY = ("tenant_id", "model", "price_id", "month")
 _ROLLUP_SUMS = (
     "requests",
     "aborted",
@@ -97,17 +106,31 @@ async def _insert_new(session: AsyncSession, dialect: str, rows: list[dict[str, 
     return set(result.scalars().all())
 
 
-def daily_rows(hourly: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Hourly rollup rows summed per UTC day, sorted by key (lock order, as for the hourly ones)."""
+def regrouped(
+    rows: Iterable[dict[str, Any]], at: str, into: str, bucket: Callable[[datetime], datetime]
+) -> list[dict[str, Any]]:
+    """Rollup rows (time bucket in column `at`) summed per coarser `bucket` of that time, in column
+    `into`; sorted by key (lock order, as for the hourly ones)."""
     sums: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in hourly:
-        key = (row["tenant_id"], row["model"], row["price_id"], day_of(row["hour"]))
+    for row in rows:
+        key = (row["tenant_id"], row["model"], row["price_id"], bucket(row[at]))
         total = sums.get(key)
         if total is None:
-            total = sums[key] = dict(zip(_DAILY_KEY, key, strict=True)) | dict.fromkeys(_ROLLUP_SUMS, 0)
+            names = ("tenant_id", "model", "price_id", into)
+            total = sums[key] = dict(zip(names, key, strict=True)) | dict.fromkeys(_ROLLUP_SUMS, 0)
         for field in _ROLLUP_SUMS:
             total[field] += row[field]
     return [sums[key] for key in sorted(sums)]
+
+
+def daily_rows(hourly: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hourly rollup rows summed per UTC day."""
+    return regrouped(hourly, "hour", "day", day_of)
+
+
+def monthly_rows(daily: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Daily rollup rows summed per UTC calendar month."""
+    return regrouped(daily, "day", "month", month_start)
 
 
 async def _upsert_sums(
@@ -124,7 +147,9 @@ async def _upsert_sums(
 
 async def _add_rollups(session: AsyncSession, dialect: str, hourly: list[dict[str, Any]]) -> None:
     await _upsert_sums(session, dialect, UsageHourly.__table__, _ROLLUP_KEY, hourly)
-    await _upsert_sums(session, dialect, UsageDaily.__table__, _DAILY_KEY, daily_rows(hourly))
+    daily = daily_rows(hourly)
+    await _upsert_sums(session, dialect, UsageDaily.__table__, _DAILY_KEY, daily)
+    await _upsert_sums(session, dialect, UsageMonthly.__table__, _MONTHLY_KEY, monthly_rows(daily))
 
 
 async def _mark_busy(session: AsyncSession, dialect: str, rows: list[dict[str, Any]]) -> None:

@@ -59,6 +59,10 @@ def day_of(moment: datetime) -> datetime:
     return as_utc(moment).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def month_start(moment: datetime) -> datetime:
+    return month_of(moment).start
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -46,7 +46,7 @@ class Attainment(Record):
     ttft_met: bool | None
     availability_met: bool | None
     met: bool | None  # every stated objective with data was met; None when none could be judged
-    models: list[Quality]
+    models: list[Quality]  # per model, sorted; empty when not asked for (`per_model=False`)
 
 
 def quality(model: str, served: Served) -> Quality:
@@ -82,8 +82,11 @@ def attainment(
     end: datetime,
     by_model: Mapping[str, Served],
     objectives: Objectives,
+    *,
+    per_model: bool = True,
 ) -> Attainment:
-    """How `tenant` fared against `objectives` over [start, end), overall and per model."""
+    """How `tenant` fared against `objectives` over [start, end), overall and (unless `per_model` is
+    False: a page listing many tenants needs only the overall standing) per model."""
     overall = Served()
     for served in by_model.values():
         overall.add(served)
@@ -102,5 +105,5 @@ def attainment(
         ttft_met=ttft_met,
         availability_met=available_met,
         met=all(judged) if judged else None,
-        models=[quality(model, by_model[model]) for model in sorted(by_model)],
+        models=[quality(model, by_model[model]) for model in sorted(by_model)] if per_model else [],
     )

@@ -188,13 +188,32 @@ class UsageDaily(RollupColumns, Base):
     reports read (a month is 30 rows per tenant, model and price instead of 720)."""
 
     __tablename__ = "usage_daily"
-    __table_args__ = (Index(None, "day"),)
+    # Covering the usage-by-day charts (over everyone or one model): an index-only scan reads a few
+    # narrow entries per row instead of the whole row with its histograms (4 to 8 times faster).
+    __table_args__ = (
+        Index(
+            "ix_usage_daily_by_day",
+            "day",
+            "model",
+            *("requests", "aborted", "failed", "prompt_tokens", "cached_tokens", "completion_tokens"),
+        ),
+    )
 
     day: Mapped[datetime] = mapped_column(primary_key=True)
 
 
+class UsageMonthly(RollupColumns, Base):
+    """The daily rollups summed per UTC calendar month, written in the same transaction: what reports
+    of whole months read (one row per tenant, model and price instead of ~30)."""
+
+    __tablename__ = "usage_monthly"
+    __table_args__ = (Index(None, "month"),)
+
+    month: Mapped[datetime] = mapped_column(primary_key=True)
+
+
 # Latency histogram columns of the rollups: one count per fixed bucket (see billing/histograms.py).
-for _rollup in (UsageHourly, UsageDaily):
+for _rollup in (UsageHourly, UsageDaily, UsageMonthly):
     for _column in HISTOGRAM_COLUMNS:
         setattr(_rollup, _column, Column(_column, BigInteger, nullable=False, server_default="0"))
 
@@ -244,6 +263,51 @@ class ReplicaInterval(Base):
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class LoadColumns:
+    """The load an autoscaler reading found, as status.scaling's signals state it (NULL: not read)."""
+
+    demand: Mapped[int | None] = mapped_column(Integer)
+    waiting: Mapped[int | None] = mapped_column(Integer)
+    running: Mapped[int | None] = mapped_column(Integer)
+    gateway_queued: Mapped[int | None] = mapped_column(Integer)
+    kv_cache_utilization: Mapped[float | None] = mapped_column(Float)
+
+
+class ScalingDecisionRow(LoadColumns, Base):
+    """One change of a ModelDeployment's replicas by the autoscaler, with the load it was made from:
+    append-only, keyed by when it was made, so a decision reported again adds no row."""
+
+    __tablename__ = "scaling_decisions"
+    __table_args__ = (
+        UniqueConstraint("source", "namespace", "deployment", "decided_at", name="uq_scaling_decisions_key"),
+        Index(None, "model", "decided_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str] = mapped_column(String(253))
+    deployment: Mapped[str] = mapped_column(String(253))
+    model: Mapped[str] = mapped_column(String(256))
+    decided_at: Mapped[datetime]
+    from_replicas: Mapped[int] = mapped_column(Integer)
+    to_replicas: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(String(1024))
+
+
+class ScalingObservationRow(LoadColumns, Base):
+    """The autoscaler's latest reading of one ModelDeployment (replaced by newer ones): its load now."""
+
+    __tablename__ = "scaling_observations"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(253), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(253), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), index=True)
+    observed_at: Mapped[datetime]
+    desired_replicas: Mapped[int] = mapped_column(Integer)
 
 
 class ReplicaBusyHourly(Base):

@@ -14,11 +14,14 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from modelplex.local.capacity import NAMESPACE
 from modelplex.local.runtime import write_override
 from modelplex.local.workers import DeploymentState, WorkerPool
-from modelplex.operator.autoscaler.policy import Decision, Fleet, History, decide
-from modelplex.operator.autoscaler.record import event_message
+from modelplex.operator.apply import now_rfc3339
+from modelplex.operator.autoscaler.policy import Decision, Fleet, decide
+from modelplex.operator.autoscaler.record import ModelRecord, event_message, scaling_report
 from modelplex.operator.autoscaler.scrape import Scraper
 from modelplex.operator.autoscaler.settings import AutoscalerSettings
 from modelplex.operator.autoscaler.signals import read_pages
@@ -43,11 +46,17 @@ class LocalAutoscaler:
         self._replicas_file = replicas_file
         self._tokens = {} if gateway_metrics_token is None else {self._gateway_metrics: gateway_metrics_token}
         self._clock = clock
-        self._histories: dict[str, History] = {}
+        self._records: dict[str, ModelRecord] = {}  # as the operator keeps them (the same decisions)
         self._answered: dict[str, dict[str, float]] = {}
         self._scraper: Scraper | None = None
         self._task: asyncio.Task[None] | None = None
         self.decisions: list[tuple[str, int, int, str]] = []  # (deployment, from, to, reason)
+
+    def reports(self) -> list[dict[str, Any]]:
+        """What the capacity recording carries to the ledger: each scaled deployment's last reading and
+        decisions, as the operator reports them (namespace "local")."""
+        reports = (scaling_report(NAMESPACE, name, record) for name, record in self._records.items())
+        return [found for found in reports if found is not None]
 
     async def start(self) -> None:
         if self._settings.enabled:
@@ -79,12 +88,13 @@ class LocalAutoscaler:
         reading = read_pages(pages, engines, [self._gateway_metrics], model, self._answered.get(name, {}))
         self._answered[name] = reading.answered
         fleet = Fleet(replicas=state.template.replicas, ready=len(ready))
-        history = self._histories.get(name, History())
-        decision = decide(scaling, fleet, reading.signals, history, self._clock(), self._policy)
-        self._histories[name] = decision.history
+        record = self._records.setdefault(name, ModelRecord())
+        decision = decide(scaling, fleet, reading.signals, record.history, self._clock(), self._policy)
+        record.read(decision, reading.signals, model, now_rfc3339())
         if decision.able and decision.replicas != state.template.replicas:
             before = state.template.replicas
             write_override(self._replicas_file, name, decision.replicas)
+            record.scaled(decision, before, reading.signals, now_rfc3339())
             self.decisions.append((name, before, decision.replicas, decision.reason))
             message = event_message(before, decision.replicas, decision)
             log.info("%s deployment=%s reason=%s", message, name, decision.reason)

@@ -225,6 +225,7 @@ class Stack:
         )
         await ledger_setup.ensure_cpu_cost(billing, self.settings.cpu_cost_per_hour)
         self.runtime.capacity = LocalCapacity(billing)
+        self.runtime.capacity.scaling = self.autoscaler.reports
         gateway_settings = self.gateway_settings
         ledger = self._ledger = LedgerBinding(billing)
         app = Gateway(

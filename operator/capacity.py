@@ -2,9 +2,11 @@
 
 The operator does not import the ledger (SQLAlchemy stays out of `modelplex operator run`), so it
 speaks the ledger's wire format: `PUT /admin/v1/capacity/observations` with every serving engine pod
-of the cluster, level-based. The ledger opens, extends and closes serving intervals from it (see
-billing/capacity.py). Each report lists the pods afresh (one label-selected LIST), so it never depends
-on what a watch has or has not delivered yet; a pod event only makes the next report come sooner.
+of the cluster, level-based, and, when the autoscaler runs, its last decisions and reading of each
+ModelDeployment it scales (the decisions status.scaling shows; the ledger keeps each once). The
+ledger opens, extends and closes serving intervals from it (see billing/capacity.py). Each report
+lists the pods afresh (one label-selected LIST), so it never depends on what a watch has or has not
+delivered yet; a pod event only makes the next report come sooner.
 
 A pod serves while it is Ready, is not being deleted (a terminating pod may stay Ready for its whole
 grace period) and its ModelDeployment exists and is not being deleted. The ModelDeployment comes from
@@ -107,13 +109,18 @@ def wanted_deployments(pods: Iterable[Manifest]) -> set[Key]:
 
 
 def observation(
-    pods: Iterable[Manifest], deployments: Mapping[Key, Manifest], nodes: Iterable[NodeGpus]
+    pods: Iterable[Manifest],
+    deployments: Mapping[Key, Manifest],
+    nodes: Iterable[NodeGpus],
+    scaling: Iterable[Manifest] = (),
 ) -> Manifest:
-    """The report body: every serving engine pod (`deployments`: the ModelDeployments that exist)."""
+    """The report body: every serving engine pod (`deployments`: the ModelDeployments that exist),
+    and what the autoscaler holds of each ModelDeployment it scales (`scaling`: its ScalingReports)."""
     by_name = {node.name: node for node in nodes}
     ready = [found for pod in pods if (found := ready_replica(pod, deployments, by_name)) is not None]
     ready.sort(key=lambda replica: (replica["namespace"], replica["replica"]))
-    return {"source": SOURCE, "ready": ready}
+    reports = sorted(scaling, key=lambda report: (report["namespace"], report["deployment"]))
+    return {"source": SOURCE, "ready": ready, "scaling": reports}
 
 
 class CapacityReporter:
@@ -137,6 +144,8 @@ class CapacityReporter:
         self._namespaces = namespaces
         self._interval = interval
         self._poked = asyncio.Event()
+        # the autoscaler's decisions and last readings (set by the runner when it scales)
+        self.scaling: Callable[[], Iterable[Manifest]] = list
 
     def poke(self) -> None:
         self._poked.set()
@@ -164,7 +173,7 @@ class CapacityReporter:
         """One report; False (logged) when it could not be made or was refused."""
         try:
             pods = await self._list("/api/v1", "pods", {"labelSelector": labels.DEPLOYMENT})
-            body = observation(pods, await self._deployments(pods), self._nodes())
+            body = observation(pods, await self._deployments(pods), self._nodes(), self.scaling())
             response = await http.put(self._url, json=body, headers=self._headers)
         except (ApiError, aiohttp.ClientError, httpx.HTTPError, TimeoutError) as error:
             log.warning("Failed capacity report error=%s", error)
@@ -174,7 +183,12 @@ class CapacityReporter:
                 "Ledger refused capacity report status=%d body=%s", response.status_code, response.text[:200]
             )
             return False
-        log.debug("Reported capacity ready=%d result=%s", len(body["ready"]), response.text)
+        log.debug(
+            "Reported capacity ready=%d scaling=%d result=%s",
+            len(body["ready"]),
+            len(body["scaling"]),
+            response.text,
+        )
         return True
 
     async def run(self) -> None:

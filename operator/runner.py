@@ -55,6 +55,8 @@ async def run_operator(
     if scaling.enabled:
         autoscaler = _autoscaler(settings, scaling, controller, api)
         controller.scaling_view = autoscaler.view
+        if reporter is not None:
+            reporter.scaling = autoscaler.reports
         if settings.metrics_bind:
             autoscaler.metrics.serve(settings.metrics_bind)
         tasks.append(asyncio.create_task(autoscaler.run(), name="autoscaler"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import Field
 
-from modelplex.billing import capacity, economics_report, gpu_costs
+from modelplex.billing import capacity, economics_report, gpu_costs, scaling
 from modelplex.billing.api.pages import Page
 from modelplex.billing.capacity import IntervalRecord, Observation, ObservationResult
 from modelplex.billing.cost_book import CostRecord
 from modelplex.billing.economics_report import EconomicsReport, report_range
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import Instant
+from modelplex.billing.scaling import DecisionRecord, ReadingRecord
 from modelplex.billing.schemas import Request
 from modelplex.billing.slo import Attainment
 
@@ -49,6 +50,19 @@ def _capacity_routes(router: APIRouter, ledger: Ledger) -> None:
     ) -> Page[IntervalRecord]:
         span = report_range(period, start, end)
         return Page(data=await capacity.list_intervals(ledger, span.start, span.end, model))
+
+    @router.get("/capacity/scaling-decisions", tags=["capacity"])
+    async def list_decisions(
+        model: str, period: str | None = None, start: str | None = None, end: str | None = None
+    ) -> Page[DecisionRecord]:
+        """The autoscaler's decisions about `model` in the range, newest first."""
+        span = report_range(period, start, end)
+        return Page(data=await scaling.list_decisions(ledger, model, span.start, span.end))
+
+    @router.get("/capacity/scaling-readings", tags=["capacity"])
+    async def list_readings(model: str) -> Page[ReadingRecord]:
+        """The autoscaler's latest reading of each deployment serving `model`: its load now."""
+        return Page(data=await scaling.list_readings(ledger, model))
 
 
 def _report_routes(router: APIRouter, ledger: Ledger) -> None:

@@ -301,7 +301,11 @@ class Console:
                 section="Models",
                 title=detail.economics.model,
                 detail=detail,
-                replicas_chart=charts.replicas_chart(detail.replica_steps, min(now, filters.period.end)),
+                replicas_chart=charts.replicas_chart(
+                    detail.replica_steps,
+                    min(now, filters.period.end),
+                    [(decision.decided_at, decision.to_replicas) for decision in detail.decisions],
+                ),
                 usage_chart=charts.usage_chart(detail.days, filters.period, now),
             ),
         )

@@ -53,11 +53,21 @@ def usage_chart(days: Sequence[DayUsage], period: Period, now: datetime) -> dict
     )
 
 
-def replicas_chart(steps: Sequence[tuple[datetime, int]], until: datetime) -> dict[str, Any]:
-    """Serving replicas over time, as a step line ending at `until`."""
-    moments = [moment for moment, _ in steps]
-    counts = [count for _, count in steps]
-    if moments and moments[-1] < until:
-        moments.append(until)
-        counts.append(counts[-1])
-    return chart("Serving replicas", "steps", moments, {"replicas": counts})
+def replicas_chart(
+    steps: Sequence[tuple[datetime, int]],
+    until: datetime,
+    decisions: Sequence[tuple[datetime, int]] = (),
+) -> dict[str, Any]:
+    """Serving replicas over time, as a step line ending at `until`, with the autoscaler's decisions
+    (moment, replicas it asked for) marked where they were made."""
+    wanted = {moment: replicas for moment, replicas in decisions if moment <= until}
+    serving = dict(steps)
+    moments = sorted({*serving, *wanted} | ({until} if steps or wanted else set()))
+    counts: list[int] = []
+    for moment in moments:  # a decision's moment between steps carries the count before it
+        counts.append(serving.get(moment, counts[-1] if counts else 0))
+    payload = chart("Serving replicas", "steps", moments, {"replicas": counts})
+    if wanted:
+        marks = [wanted.get(moment) for moment in moments]
+        payload["series"].append({"label": "autoscaler asked for", "values": marks, "marks": True})
+    return payload

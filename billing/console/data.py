@@ -14,10 +14,10 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelplex.billing import capacity
+from modelplex.billing import capacity, scaling
 from modelplex.billing.capacity import IntervalRecord
 from modelplex.billing.contracts import BudgetStatus
-from modelplex.billing.economics import Economics, Served
+from modelplex.billing.economics import Economics, Served, add_served
 from modelplex.billing.economics_report import (
     EconomicsReport,
     PeriodBooks,
@@ -32,8 +32,9 @@ from modelplex.billing.errors import NotFound
 from modelplex.billing.invoices import Invoice, UsageTotal
 from modelplex.billing.keystore import KeyRecord, list_keys
 from modelplex.billing.ledger import Ledger
-from modelplex.billing.periods import Period, day_of, hour_of, month_of, utcnow
+from modelplex.billing.periods import Period, day_of, month_of, utcnow
 from modelplex.billing.price_history import price_book
+from modelplex.billing.scaling import DecisionRecord, ReadingRecord
 from modelplex.billing.slo import Attainment, attainment
 from modelplex.billing.statements import budget_of, build_invoice
 from modelplex.billing.tables import Plan, Tenant, UsageHourly
@@ -42,6 +43,7 @@ from modelplex.billing.usage import DayUsage, daily_usage
 
 CURRENCY = "USD"  # the currency economics are shown in (GPU costs and prices in others are listed apart)
 TOP = 10
+DECISIONS = 50  # the model page's newest autoscaler decisions
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class ModelDetail:
     replica_steps: list[tuple[datetime, int]]  # (moment, replicas serving from then on)
     intervals: list[IntervalRecord]
     days: list[DayUsage]
+    decisions: list[DecisionRecord]  # the autoscaler's, in the period, newest first
+    readings: list[ReadingRecord]  # its last reading of each deployment serving the model: load now
 
 
 @dataclass(frozen=True)
@@ -128,9 +132,11 @@ def is_current(period: Period, now: datetime) -> bool:
 
 
 def today_of(now: datetime) -> Period:
-    """Today so far, on whole hours (what rollups resolve): midnight up to the end of this hour."""
+    """Today so far, as the whole UTC day: no usage lies ahead of now, and open replica intervals count
+    up to now, so the figures are the same as up to this hour's end, read from one daily rollup row per
+    tenant, model and price instead of an hourly row per hour."""
     start = day_of(now)
-    return Period(label=start.date().isoformat(), start=start, end=hour_of(now) + timedelta(hours=1))
+    return Period(label=start.date().isoformat(), start=start, end=start + timedelta(days=1))
 
 
 def tenant_books(groups: Iterable[UsageGroup]) -> dict[str, TenantBook]:
@@ -138,7 +144,7 @@ def tenant_books(groups: Iterable[UsageGroup]) -> dict[str, TenantBook]:
     for group in groups:
         book = books.setdefault(group.tenant_id, TenantBook())
         book.usage.append(group.total)
-        book.served.setdefault(group.total.model, Served()).add(group.served())
+        add_served(book.served, group.total.model, group.served())
     return books
 
 
@@ -184,7 +190,8 @@ async def _tenant_lines(
     tenant_ids: Collection[str] | None = None,
 ) -> list[TenantLine]:
     current = is_current(books.period, now)
-    by_tenant = tenant_books(books.groups)
+    wanted = None if tenant_ids is None else set(tenant_ids)
+    by_tenant = tenant_books(group for group in books.groups if wanted is None or group.tenant_id in wanted)
     invoices = {invoice.tenant_id: invoice for invoice in books.invoices}
     prices = await price_book(session, {group.total.model for group in books.groups}) if current else None
     lines = []
@@ -208,6 +215,7 @@ async def _tenant_lines(
                     books.period.end,
                     book.served,
                     objectives_of(plan),
+                    per_model=False,
                 ),
                 budget=budget,
                 budget_used=None if budget is None else budget_share(plan, budget),
@@ -229,13 +237,17 @@ def by_revenue(lines: Sequence[TenantLine], currency: str) -> list[TenantLine]:
 def top_tenant_ids(books: PeriodBooks, currency: str, count: int) -> list[str]:
     """The tenants with usage that earned most (then used most tokens), from the invoices alone: the
     overview builds its lines, SLO attainment included, only for these."""
-    tokens = {
-        tenant_id: sum(row.prompt_tokens + row.completion_tokens for row in book.usage)
-        for tenant_id, book in tenant_books(books.groups).items()
-        if any(row.requests for row in book.usage)
-    }
+    tokens: dict[str, int] = {}
+    active: set[str] = set()
+    for group in books.groups:
+        total = group.total
+        tokens[group.tenant_id] = (
+            tokens.get(group.tenant_id, 0) + total.prompt_tokens + total.completion_tokens
+        )
+        if total.requests:
+            active.add(group.tenant_id)
     ranked = sorted(
-        (invoice for invoice in books.invoices if invoice.tenant_id in tokens),
+        (invoice for invoice in books.invoices if invoice.tenant_id in active),
         key=lambda inv: _revenue_rank(inv.totals, tokens[inv.tenant_id], inv.tenant, currency),
     )
     return [invoice.tenant_id for invoice in ranked[:count]]
@@ -355,6 +367,8 @@ async def model_detail(
     async with ledger.sessions() as session:
         books = await period_books(session, period)
         days = await daily_usage(session, period.start, period.end, model=model)
+        decisions = await scaling.decisions_between(session, model, period.start, period.end, DECISIONS)
+        readings = await scaling.readings_of(session, model)
     report = _economics(books, moment)
     row = next((row for row in report.models if row.model == model), None)
     if row is None:
@@ -369,6 +383,8 @@ async def model_detail(
         replica_steps=replica_steps(intervals, period.start, until),
         intervals=sorted(intervals, key=lambda interval: interval.started_at, reverse=True)[:50],
         days=days,
+        decisions=decisions,
+        readings=readings,
     )
 
 

@@ -40,7 +40,7 @@ def decimal(value: Decimal | None, places: int = 2) -> str:
     return NONE if value is None else f"{value:,.{places}f}"
 
 
-def share(value: Decimal | None) -> str:
+def share(value: Decimal | float | None) -> str:
     """A 0..1 share as a percentage."""
     return NONE if value is None else f"{value * 100:.1f} %"
 

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -26,7 +27,7 @@ from modelplex.kube.watch import WatchedCollection
 from modelplex.operator.apply import Applier, now_rfc3339
 from modelplex.operator.autoscaler.metrics import AutoscalerMetrics
 from modelplex.operator.autoscaler.policy import Decision, Fleet, Signals, decide
-from modelplex.operator.autoscaler.record import ModelRecord, ScalingView, event_message
+from modelplex.operator.autoscaler.record import ModelRecord, ScalingView, event_message, scaling_report
 from modelplex.operator.autoscaler.scrape import Scraper
 from modelplex.operator.autoscaler.settings import AutoscalerSettings
 from modelplex.operator.autoscaler.signals import read_pages
@@ -84,6 +85,11 @@ class Autoscaler:
         record = self.records.get(key)
         return record.view() if record else None
 
+    def reports(self) -> list[dict[str, Any]]:
+        """What the capacity report carries to the ledger: each scaled ModelDeployment's last reading
+        and decisions."""
+        return [found for key, record in self.records.items() if (found := scaling_report(*key, record))]
+
     async def run(self) -> None:
         """Until cancelled."""
         watching = asyncio.create_task(self.gateways.collection.run()) if self.gateways else None
@@ -127,8 +133,7 @@ class Autoscaler:
         signals = await self._signals(md, pods, record)
         assert md.spec.scaling is not None
         decision = decide(md.spec.scaling, fleet, signals, record.history, self.clock(), self.policy)
-        record.history, record.last, record.desired = decision.history, decision, decision.replicas
-        record.model = md.served_name
+        record.read(decision, signals, md.served_name, now_rfc3339())
         labels = (_deployment(key), md.served_name)
         if decision.able:
             self.metrics.desired.labels(*labels).set(decision.replicas)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelplex.crds.status import (
     ABLE_TO_SCALE,
@@ -44,6 +45,13 @@ class ModelRecord:
     write_error: str | None = None
     last: Decision | None = None
     model: str | None = None  # its served name, for the metrics' labels
+    signals: Signals | None = None  # of the last reading
+    read_at: str | None = None  # when it was made (RFC 3339)
+
+    def read(self, decision: Decision, signals: Signals, model: str, now: str) -> None:
+        """Keep what one reading found and decided."""
+        self.history, self.last, self.desired = decision.history, decision, decision.replicas
+        self.model, self.signals, self.read_at = model, signals, now
 
     def scaled(self, decision: Decision, before: int, signals: Signals, now: str) -> ScalingDecision:
         entry = ScalingDecision(
@@ -67,6 +75,28 @@ class ModelRecord:
             decisions=list(self.decisions),
         )
         return ScalingView(status, conditions(self.last, self.write_error))
+
+
+def scaling_report(namespace: str, deployment: str, record: ModelRecord) -> dict[str, Any] | None:
+    """The ledger's ScalingReport (JSON, as the capacity report carries it) of one ModelDeployment: its
+    desired replicas, the signals of the last reading (None when they could not be read) and the same
+    decisions status.scaling shows. None before the first reading."""
+    if record.last is None or record.model is None or record.read_at is None:
+        return None
+    readable = record.signals is not None and record.last.able
+    return {
+        "namespace": namespace,
+        "deployment": deployment,
+        "model": record.model,
+        "desiredReplicas": record.desired if record.desired is not None else record.last.replicas,
+        "observedAt": record.read_at,
+        "signals": signals_of(record.signals).model_dump(mode="json", by_alias=True, exclude_none=True)
+        if readable and record.signals is not None
+        else None,
+        "decisions": [
+            entry.model_dump(mode="json", by_alias=True, exclude_none=True) for entry in record.decisions
+        ],
+    }
 
 
 def signals_of(signals: Signals) -> ScalingSignals:

@@ -20,6 +20,7 @@ from modelplex.billing.keystore import create_key
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import Period, hour_of, month_of, utcnow
 from modelplex.billing.price_history import PriceTerms, set_price
+from modelplex.billing.scaling import ScalingReport
 from modelplex.billing.tables import UsageEventRow
 from modelplex.billing.tenants import PlanSpec, create_tenant, put_plan
 from mpxtest.ledger import ADMIN_TOKEN, usage_event
@@ -102,9 +103,47 @@ async def seed_console_ledger(ledger: Ledger) -> Seeded:
         ready_since=started,
     )
     await record_observation(
-        ledger, Observation(source="kubernetes", observed_at=hour_of(now), ready=[replica])
+        ledger,
+        Observation(
+            source="kubernetes", observed_at=hour_of(now), ready=[replica], scaling=[scaling_report(started)]
+        ),
     )
     return seeded
+
+
+DECIDED_DAYS = (4, 11, 20)  # after the replica started: two decisions, then the last reading
+
+
+def scaling_report(started: datetime) -> ScalingReport:
+    """The autoscaler of llama-70b: two decisions since `started`, and its last reading."""
+    signals = {"demand": 20, "waiting": 7, "running": 13, "kvCacheUtilization": 0.75, "gatewayQueued": 2}
+    return ScalingReport.model_validate(
+        {
+            "namespace": "serving",
+            "deployment": "llama-70b",
+            "model": "llama-70b",
+            "desiredReplicas": 2,
+            "observedAt": started + timedelta(days=DECIDED_DAYS[2]),
+            "signals": signals,
+            "decisions": [
+                {
+                    "time": started + timedelta(days=DECIDED_DAYS[0]),
+                    "from": 1,
+                    "to": 3,
+                    "reason": "QueueDepth",
+                    "message": "queue depth 24 over 1 x 8",
+                    "signals": {**signals, "demand": 24},
+                },
+                {
+                    "time": started + timedelta(days=DECIDED_DAYS[1]),
+                    "from": 3,
+                    "to": 2,
+                    "reason": "ScaleDownStabilizing",
+                    "message": "stabilised at 2 over 300 s",
+                },
+            ],
+        }
+    )
 
 
 async def raw_totals(ledger: Ledger, tenant_id: str, period: Period) -> dict[str, int]:

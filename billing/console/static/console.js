@@ -1,5 +1,6 @@
 // Draws every chart a page embeds: <figure class="chart" data-chart="ID"> holding
-// <script type="application/json" id="ID"> with {title, kind, x: [unix seconds], series: [{label, values}]}.
+// <script type="application/json" id="ID"> with {title, kind, x: [unix seconds], series: [{label, values}]}
+// (a series with `marks` is drawn as points where its values are not null).
 "use strict";
 
 const COLOURS = ["#2f6fdf", "#e0803a", "#3aa676", "#b04fc0"];
@@ -9,6 +10,10 @@ function seriesOptions(payload) {
   const twoBars = payload.kind === "bars" && payload.series.length === 2;
   return payload.series.map((series, index) => {
     const colour = COLOURS[index % COLOURS.length];
+    if (series.marks) {
+      // Points only, where a value is given: e.g. the autoscaler's decisions over the replicas line.
+      return { label: series.label, stroke: colour, fill: colour, paths: () => null, points: { show: true, size: 9, fill: colour } };
+    }
     const paths = payload.kind === "bars"
       ? uPlot.paths.bars({ size: [twoBars ? 0.4 : 0.7, 40], align: twoBars ? (index === 0 ? -1 : 1) : 0 })
       : uPlot.paths.stepped({ align: 1 });

@@ -102,7 +102,7 @@ async def test_capacity_and_costs_over_the_admin_api(admin: httpx.AsyncClient) -
         ],
     }
     response = await admin.put("/admin/v1/capacity/observations", json=body)
-    assert response.json() == {"opened": 1, "closed": 0, "open": 1, "stale": False}
+    assert response.json() == {"opened": 1, "closed": 0, "open": 1, "stale": False, "decisions": 0}
     listed = (await admin.get("/admin/v1/capacity/intervals", params={"period": "2026-05"})).json()
     assert [(i["replica"], i["gpus"], i["startedAt"]) for i in listed["data"]] == [
         ("llama-abc", 2, "2026-05-04T08:00:00Z")

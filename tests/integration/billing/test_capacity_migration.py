@@ -1,6 +1,6 @@
 """Revisions 0002 to head upgrade a ledger that already holds data, on both databases: rollups, prices
-and invoices are kept as they were, the new histogram columns start empty, and 0004's daily rollups
-are filled from the hourly rows already there."""
+and invoices are kept as they were, the new histogram columns start empty, 0004's daily rollups are
+filled from the hourly rows already there, and 0005's monthly rollups from the daily rows."""
 
 from __future__ import annotations
 
@@ -94,3 +94,54 @@ async def test_upgrade_keeps_existing_usage_and_invoices(
         query = text("SELECT requests, ttft_le_50, duration_le_inf FROM usage_hourly")
         row = (await connection.execute(query)).one()
     assert tuple(row) == (3, 0, 0)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_0005_fills_the_monthly_rollups_from_the_daily_rows(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'daily.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database("daily_" + secrets.token_hex(4))
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine, "0004")
+        days = [datetime(2026, 3, day, tzinfo=UTC) for day in (1, 17, 31)] + [
+            datetime(2026, 4, 1, tzinfo=UTC)
+        ]
+        async with engine.begin() as connection:
+            for index, day in enumerate(days):
+                for tenant in ("tnt_a", "tnt_b"):
+                    await connection.execute(
+                        text(
+                            "INSERT INTO usage_daily (tenant_id, model, price_id, day, requests, aborted,"
+                            " failed, prompt_tokens, cached_tokens, completion_tokens, ttft_le_250)"
+                            " VALUES (:tenant, 'm1', 1, :day, :requests, 1, 2, :prompt, 5, 7, :requests)"
+                        ),
+                        {
+                            "tenant": tenant,
+                            "day": day if database == "postgresql" else naive(day),
+                            "requests": 10 + index,
+                            "prompt": 1000 * (index + 1),
+                        },
+                    )
+        await migrate.upgrade(engine)
+        assert await migrate.schema_drift(engine) == []
+        async with engine.connect() as connection:
+            query = text(
+                "SELECT tenant_id, month, requests, aborted, failed, prompt_tokens, cached_tokens,"
+                " completion_tokens, ttft_le_250, duration_le_inf FROM usage_monthly"
+                " ORDER BY tenant_id, month"
+            )
+            rows = [tuple(row) for row in (await connection.execute(query)).all()]
+    finally:
+        await engine.dispose()
+    march = ("2026-03-01", 10 + 11 + 12, 3, 6, 6000, 15, 21, 33, 0)
+    april = ("2026-04-01", 13, 1, 2, 4000, 5, 7, 13, 0)
+    assert [(tenant, str(month)[:10], *sums) for tenant, month, *sums in rows] == [
+        ("tnt_a", *march),
+        ("tnt_a", *april),
+        ("tnt_b", *march),
+        ("tnt_b", *april),
+    ]

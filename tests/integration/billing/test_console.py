@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -17,7 +18,15 @@ from modelplex.billing.api import build_admin_app
 from modelplex.billing.keystore import revoke_key
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.statements import build_invoice
-from mpxtest.console import OPERATOR_SECRET, TENANTS, Seeded, raw_totals, seed_console_ledger, sign_in
+from mpxtest.console import (
+    DECIDED_DAYS,
+    OPERATOR_SECRET,
+    TENANTS,
+    Seeded,
+    raw_totals,
+    seed_console_ledger,
+    sign_in,
+)
 from mpxtest.ledger import ADMIN_TOKEN
 
 pytestmark = pytest.mark.anyio
@@ -221,3 +230,46 @@ async def test_bad_filters_are_named(browser: httpx.AsyncClient, seeded: Seeded)
     assert "nobody" in missing.text
     assert (await browser.get("/admin/models/not-a-model")).status_code == 404
     assert (await browser.get("/admin/no-such-page")).status_code == 404
+
+
+def _rows(page: str, table: str) -> list[list[str]]:
+    """The cells of a table's body rows, as text."""
+    body = page.split(f'id="{table}">')[1]
+    body = body.split("<tbody>")[1].split("</tbody>")[0]
+    return [
+        [cell.split(">", 1)[1].split("</td>")[0].strip() for cell in row.split("<td")[1:]]
+        for row in body.split("<tr>")[1:]
+    ]
+
+
+async def test_the_model_page_shows_the_autoscalers_decisions_and_its_load_now(
+    browser: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    await _as_operator(browser)
+    page = (await browser.get(f"/admin/models/llama-70b?period={seeded.previous.label}")).text
+    started = seeded.previous.start.replace(minute=5)
+    moments = [started + timedelta(days=days) for days in DECIDED_DAYS]
+    hours = [moment.strftime("%Y-%m-%d %H:%M UTC") for moment in moments]
+    assert _rows(page, "decisions") == [
+        [hours[1], "serving/llama-70b", "3 → 2", "ScaleDownStabilizing", "stabilised at 2 over 300 s"],
+        [hours[0], "serving/llama-70b", "1 → 3", "QueueDepth", "queue depth 24 over 1 x 8"],
+    ]
+    queue = "9 <small>(2 in gateways)</small>"  # 7 waiting in engines and 2 held by gateways
+    assert _rows(page, "load-now") == [["serving/llama-70b", hours[2], "2", queue, "13", "75.0 %"]]
+    chart = json.loads(
+        page.split('<script type="application/json" id="replicas-chart">')[1].split("</script>")[0]
+    )
+    replicas, asked = chart["series"]
+    assert asked["marks"] is True
+    marked = {x: value for x, value in zip(chart["x"], asked["values"], strict=True) if value is not None}
+    assert marked == {
+        int(moments[0].timestamp()): 3,
+        int(moments[1].timestamp()): 2,
+    }
+    # the one replica served from 00:05 on, throughout
+    assert replicas["values"][0] == 0
+    assert set(replicas["values"][1:]) == {1}
+    # this month has no decisions, but the load now is the last reading whatever the period
+    current = (await browser.get("/admin/models/llama-70b")).text
+    assert _rows(current, "decisions") == [["No autoscaler decisions in this period."]]
+    assert _rows(current, "load-now")[0][1] == hours[2]

@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from modelplex.billing.contracts import Outcome
+from modelplex.billing.histograms import HISTOGRAM_COLUMNS
 from modelplex.billing.ingest import LedgerSink
 from modelplex.billing.ledger import Ledger
-from modelplex.billing.tables import UsageDaily, UsageEventRow, UsageHourly
+from modelplex.billing.rollups import COUNTS
+from modelplex.billing.tables import UsageDaily, UsageEventRow, UsageHourly, UsageMonthly
 from mpxtest.ledger import usage_event
 
 pytestmark = pytest.mark.anyio
@@ -141,3 +143,42 @@ async def test_daily_rollups_are_the_hourly_ones_summed_per_day(ledger: Ledger) 
     } == by_day
     assert sum(row.requests for row in daily) == 200
     assert len(daily) == 7  # 200 x 37 min from 22:30 on 9 March spans 6 days and a bit
+
+
+def _sums(row: object) -> tuple[int, ...]:
+    return tuple(getattr(row, name) for name in (*COUNTS, *HISTOGRAM_COLUMNS))
+
+
+async def test_monthly_rollups_are_the_daily_ones_summed_per_month_replays_included(ledger: Ledger) -> None:
+    start = datetime(2026, 3, 29, 22, 30, tzinfo=UTC)
+    events = [
+        usage_event(
+            f"m{index}",
+            at=start + timedelta(hours=7 * index),
+            tenant_id=("tnt_a", "tnt_b")[index % 2],
+            prompt=100 + index,
+            completion=index,
+            outcome=(Outcome.COMPLETED, Outcome.FAILED, Outcome.ABORTED)[index % 3],
+        )
+        for index in range(200)
+    ]
+    sink = LedgerSink(ledger)
+    await sink.ingest([*events[:120], events[5], events[119]])  # duplicates within a batch
+    await sink.ingest(events[80:])  # an overlapping replay across the month boundary
+    await sink.ingest(events[100:140])  # and a replay of events already counted
+
+    async with ledger.sessions() as session:
+        daily = (await session.execute(select(UsageDaily))).scalars().all()
+        monthly = (await session.execute(select(UsageMonthly))).scalars().all()
+    by_month: dict[tuple[str, str, int, datetime], list[int]] = {}
+    for row in daily:
+        key = (row.tenant_id, row.model, row.price_id, row.day.replace(day=1))
+        into = by_month.setdefault(key, [0] * len(_sums(row)))
+        by_month[key] = [a + b for a, b in zip(into, _sums(row), strict=True)]
+    assert {
+        (row.tenant_id, row.model, row.price_id, row.month): list(_sums(row)) for row in monthly
+    } == by_month
+    assert {row.month for row in monthly} == {datetime(2026, month, 1, tzinfo=UTC) for month in (3, 4, 5)}
+    assert sum(row.requests for row in monthly) == 200
+    assert sum(row.prompt_tokens for row in monthly) == sum(100 + index for index in range(200))
+    assert sum(row.failed for row in monthly) == len(range(1, 200, 3))

@@ -16,6 +16,7 @@ from modelplex.billing.db import create_engine
 pytestmark = pytest.mark.anyio
 TABLES = {"plans", "tenants", "api_keys", "prices", "usage_events", "usage_hourly"}
 TABLES |= {"gpu_costs", "replica_intervals", "replica_busy_hourly", "console_sessions", "usage_daily"}
+TABLES |= {"usage_monthly", "scaling_decisions", "scaling_observations"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from kubernetes import client
 
 from modelplex.processes import free_port
 from mpxtest.ledger import ADMIN_TOKEN, PEPPER
-from mpxtest.operatorproc import MODELPLEX, Kit, OperatorProcess
+from mpxtest.metricsproxy import MetricsProxy, engine_page
+from mpxtest.operatorproc import FAST_AUTOSCALER, MODELPLEX, Kit, OperatorProcess
 from mpxtest.wait import eventually
 
 pytestmark = pytest.mark.cluster
@@ -64,9 +66,17 @@ def _auth() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def reporting_operator(
-    operator_kubeconfig: Path, ledger_api: str, tmp_path_factory: pytest.TempPathFactory
+    operator_kubeconfig: Path,
+    ledger_api: str,
+    metrics_proxy: MetricsProxy,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
+    """The operator reporting to the ledger, with a fast autoscaler that scrapes kwok's pods through
+    `metrics_proxy` (the ledger is on loopback, which the proxy is not asked for)."""
     env = {
+        **FAST_AUTOSCALER,
+        "HTTP_PROXY": metrics_proxy.url,
+        "NO_PROXY": "127.0.0.1,localhost",
         "MODELPLEX_OPERATOR_LEDGER_URL": ledger_api,
         "MODELPLEX_OPERATOR_LEDGER_ADMIN_TOKEN": ADMIN_TOKEN,
         "MODELPLEX_OPERATOR_CAPACITY_REPORT_SECONDS": "2",
@@ -186,3 +196,68 @@ def test_pod_readiness_becomes_serving_intervals(
     logs = reporting_operator.logs()
     assert "Failed capacity report" not in logs, logs
     assert "Traceback" not in logs, logs
+
+
+def ledger_decisions(ledger_api: str, model: str) -> list[Row]:
+    reply = httpx.get(
+        f"{ledger_api}/admin/v1/capacity/scaling-decisions",
+        params={"model": model, "start": "2026-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
+        headers=_auth(),
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+    rows: list[Row] = reply.json()["data"]
+    return rows
+
+
+def test_the_autoscalers_decisions_reach_the_ledger_as_the_status_states_them(
+    kit: Kit,
+    reporting_operator: OperatorProcess,
+    ledger_api: str,
+    namespace: str,
+    metrics_proxy: MetricsProxy,
+) -> None:
+    kit.wait_free_gpus(3)
+    metrics_proxy.default = engine_page(running=20, kv_cache=0.5)  # on each replica: 2.5 replicas' worth
+    md = {
+        "apiVersion": "modelplex.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "scaled"},
+        "spec": {
+            "model": {"source": "hf://org/model", "servedName": "scaled-8b"},
+            "replicas": 1,
+            "scaling": {"minReplicas": 1, "maxReplicas": 3, "targets": {"queueDepthPerReplica": 8}},
+        },
+    }
+    kit.create(md, namespace)
+
+    def status_decisions() -> list[Row] | None:
+        found = ((kit.md(namespace, "scaled").get("status") or {}).get("scaling") or {}).get("decisions")
+        return found if found and found[-1]["to"] == 3 else None
+
+    status = eventually(status_decisions, timeout=60, what="a scale-up to 3 in status.scaling")
+
+    def recorded() -> list[Row] | None:
+        rows = ledger_decisions(ledger_api, "scaled-8b")
+        return rows if len(rows) >= len(status) else None
+
+    eventually(recorded, what="the decisions in the ledger")
+    time.sleep(5)  # a few more reports, each carrying the same decisions again: still each one once
+    status = status_decisions() or []
+    rows = ledger_decisions(ledger_api, "scaled-8b")
+    assert [(r["fromReplicas"], r["toReplicas"], r["reason"], r["message"]) for r in reversed(rows)] == [
+        (d["from"], d["to"], d["reason"], d["message"]) for d in status
+    ]
+    assert {(r["namespace"], r["deployment"]) for r in rows} == {(namespace, "scaled")}
+    reading = httpx.get(
+        f"{ledger_api}/admin/v1/capacity/scaling-readings", params={"model": "scaled-8b"}, headers=_auth()
+    ).json()["data"]
+    assert [(r["deployment"], r["desiredReplicas"], r["kvCacheUtilization"]) for r in reading] == [
+        ("scaled", 3, 0.5)
+    ]
+    assert reading[0]["running"] >= 20  # 20 on each ready replica
+    kit.custom.delete_namespaced_custom_object(
+        "modelplex.dev", "v1alpha1", namespace, "modeldeployments", "scaled"
+    )
+    logs = reporting_operator.logs()
+    assert "Failed capacity report" not in logs, logs

@@ -18,7 +18,7 @@ from modelplex.billing.console.render import money, rate
 from modelplex.billing.console.web import STATIC, safe_next, static_files
 from modelplex.billing.errors import InvalidInput
 from modelplex.billing.periods import parse_period
-from modelplex.billing.rollups import spans
+from modelplex.billing.rollups import DAILY, spans
 from modelplex.billing.usage import DayUsage
 
 NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
@@ -83,6 +83,27 @@ def test_replica_steps_count_overlapping_intervals_within_the_range() -> None:
     assert replica_steps([], T0, T0 + hour) == [(T0, 0)]
 
 
+def test_the_replicas_chart_marks_the_autoscalers_decisions_where_they_were_made() -> None:
+    hour = timedelta(hours=1)
+    steps = [(T0, 1), (T0 + 2 * hour, 3)]
+    plain = charts.replicas_chart(steps, T0 + 4 * hour)
+    assert plain["x"] == [int((T0 + n * hour).timestamp()) for n in (0, 2, 4)]
+    assert [series["label"] for series in plain["series"]] == ["replicas"]
+    assert plain["series"][0]["values"] == [1, 3, 3]
+    marked = charts.replicas_chart(
+        steps, T0 + 4 * hour, [(T0 + hour, 3), (T0 + 3 * hour, 2), (T0 + 5 * hour, 1)]
+    )
+    assert marked["x"] == [int((T0 + n * hour).timestamp()) for n in (0, 1, 2, 3, 4)]
+    replicas, asked = marked["series"]
+    assert replicas["values"] == [1, 1, 3, 3, 3]  # serving changes when replicas are Ready, after a decision
+    assert (asked["label"], asked["marks"], asked["values"]) == (
+        "autoscaler asked for",
+        True,
+        [None, 3, None, 2, None],
+    )
+    assert charts.replicas_chart([], T0 + hour)["x"] == []
+
+
 def test_sign_in_only_returns_into_the_console() -> None:
     assert safe_next("/admin/tenants?period=2026-01") == "/admin/tenants?period=2026-01"
     for target in (
@@ -116,14 +137,24 @@ def test_the_vendored_chart_library_is_the_pinned_release_with_its_licence() -> 
     assert "vendor/uplot/SOURCE.json" not in served
 
 
-def test_a_range_reads_whole_days_from_daily_rows_and_its_edges_from_hourly_rows() -> None:
+def test_a_range_reads_whole_months_then_whole_days_from_their_rollups_and_its_edges_hourly() -> None:
     day, hour = timedelta(days=1), timedelta(hours=1)
     month = parse_period("2026-03")
-    assert spans(month.start, month.end) == [("daily", month.start, month.end)]
+    assert spans(month.start, month.end) == [("monthly", month.start, month.end)]
+    assert spans(month.start, month.end, (DAILY,)) == [("daily", month.start, month.end)]
     assert spans(T0 + 22 * hour, T0 + 2 * day + 3 * hour) == [
         ("hourly", T0 + 22 * hour, T0 + day),
         ("daily", T0 + day, T0 + 2 * day),
         ("hourly", T0 + 2 * day, T0 + 2 * day + 3 * hour),
+    ]
+    april, june = parse_period("2026-04").start, parse_period("2026-06").start
+    since, until = month.end - day - 5 * hour, june + 2 * day + hour
+    assert spans(since, until) == [
+        ("hourly", since, month.end - day),
+        ("daily", month.end - day, april),
+        ("monthly", april, june),
+        ("daily", june, june + 2 * day),
+        ("hourly", june + 2 * day, until),
     ]
     assert spans(T0 + hour, T0 + 5 * hour) == [("hourly", T0 + hour, T0 + 5 * hour)]
     assert spans(T0, T0) == []

@@ -4,12 +4,16 @@ where the reporter finds a pod's ModelDeployment (the store, else one LIST for t
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import httpx
 
+from modelplex.billing.capacity import Observation
 from modelplex.crds import labels
 from modelplex.kube.client import KubeClient
+from modelplex.operator.autoscaler.policy import Decision, Signals
+from modelplex.operator.autoscaler.record import ModelRecord, scaling_report
 from modelplex.operator.capacity import CapacityReporter, observation, wanted_deployments
 from modelplex.operator.gpus import NodeGpus
 from modelplex.operator.podspec import GPU_PRODUCT_LABEL
@@ -123,3 +127,38 @@ def test_the_store_answers_without_a_list_when_it_holds_every_deployment() -> No
     api = FakeApi([pod("a"), pod("b", deleting=True, owner="gone")], [])
     assert [r["replica"] for r in _report(api, {("prod", "llama"): MD})] == ["a"]
     assert api.deployment_lists == 0
+
+
+def test_the_autoscalers_decisions_and_last_reading_travel_as_the_ledger_reads_them() -> None:
+    record = ModelRecord()
+    assert scaling_report("prod", "llama", record) is None  # nothing read yet
+    busy = Signals(waiting=12, running=8, kv_cache=0.8125, gateway_queued=3)
+    up = Decision(replicas=3, reason="QueueDepth", message="queue depth 23 over 1 x 8")
+    record.read(up, busy, "llama-8b", "2026-05-04T08:01:00Z")
+    record.scaled(up, 1, busy, "2026-05-04T08:01:00Z")
+    calm = Signals(waiting=0, running=2, kv_cache=None)
+    record.read(Decision(replicas=3, reason="QueueDepth", message="steady"), calm, "llama-8b", SINCE)
+    body = observation([], {}, [], [report for report in [scaling_report("prod", "llama", record)] if report])
+    (sent,) = Observation.model_validate(body).scaling
+    assert (sent.model, sent.desired_replicas, sent.observed_at) == (
+        "llama-8b",
+        3,
+        datetime(2026, 5, 4, 8, tzinfo=UTC),
+    )
+    assert sent.signals is not None
+    assert (sent.signals.waiting, sent.signals.gateway_queued, sent.signals.kv_cache_utilization) == (
+        0,
+        0,
+        None,
+    )
+    (decided,) = sent.decisions
+    assert (decided.from_replicas, decided.to, decided.reason) == (1, 3, "QueueDepth")
+    assert decided.signals is not None
+    assert (decided.signals.demand, decided.signals.kv_cache_utilization) == (23, 0.812)
+    # a reading that could not be made carries no signals: they are never taken as zero
+    record.read(
+        Decision(replicas=3, reason="MetricsUnavailable", message="", able=False), calm, "llama-8b", SINCE
+    )
+    unread = scaling_report("prod", "llama", record)
+    assert unread is not None
+    assert unread["signals"] is None
