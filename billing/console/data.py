@@ -329,12 +329,18 @@ async def model_list(
     moment = now or utcnow()
     async with ledger.sessions() as session:
         books = await period_books(session, period)
-        serving = await capacity.intervals_between(session, moment, moment + timedelta(microseconds=1))
+        now_serving = await _serving_now(session, moment)
+    return _economics(books, moment), now_serving
+
+
+async def _serving_now(session: AsyncSession, moment: datetime) -> dict[str, int]:
+    """How many replicas of each model serve at `moment`, whatever period a page shows."""
+    serving = await capacity.intervals_between(session, moment, moment + timedelta(microseconds=1))
     now_serving: dict[str, int] = {}
     for interval in serving:
         if interval.ended_at is None:
             now_serving[interval.model] = now_serving.get(interval.model, 0) + 1
-    return _economics(books, moment), now_serving
+    return now_serving
 
 
 def replica_steps(
@@ -369,6 +375,7 @@ async def model_detail(
         days = await daily_usage(session, period.start, period.end, model=model)
         decisions = await scaling.decisions_between(session, model, period.start, period.end, DECISIONS)
         readings = await scaling.readings_of(session, model)
+        serving_now = await _serving_now(session, moment)
     report = _economics(books, moment)
     row = next((row for row in report.models if row.model == model), None)
     if row is None:
@@ -377,9 +384,7 @@ async def model_detail(
     until = min(period.end, moment)
     return ModelDetail(
         economics=row,
-        replicas_now=sum(
-            1 for interval in intervals if interval.ended_at is None and is_current(period, moment)
-        ),
+        replicas_now=serving_now.get(model, 0),
         replica_steps=replica_steps(intervals, period.start, until),
         intervals=sorted(intervals, key=lambda interval: interval.started_at, reverse=True)[:50],
         days=days,

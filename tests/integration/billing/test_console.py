@@ -273,3 +273,6 @@ async def test_the_model_page_shows_the_autoscalers_decisions_and_its_load_now(
     current = (await browser.get("/admin/models/llama-70b")).text
     assert _rows(current, "decisions") == [["No autoscaler decisions in this period."]]
     assert _rows(current, "load-now")[0][1] == hours[2]
+    # and so is the number of replicas serving now (the seeded one still is)
+    for shown in (page, current):
+        assert "<span>Replicas now</span><b>1</b>" in shown
