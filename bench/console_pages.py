@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import re
 import sqlite3
 import statistics
@@ -182,6 +183,8 @@ async def _measure(settings: BillingSettings, rounds: int) -> dict[str, list[flo
     times: dict[str, list[float]] = {name: [] for name in pages}
     try:
         transport = httpx.ASGITransport(app=build_admin_app(ledger))
+        gc.collect()  # as `modelplex ledger serve` and the gateway do once started
+        gc.freeze()
         async with httpx.AsyncClient(transport=transport, base_url="http://console", timeout=120) as client:
             form = await client.get("/admin/login")
             csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)

@@ -7,6 +7,8 @@ root app then answered itself, outside the admin API's token check and error sha
 
 from __future__ import annotations
 
+import gc
+
 from modelplex.billing.api.app import AdminPlane, build_admin_app
 from modelplex.billing.api.guard import Receive, Scope, Send
 from modelplex.billing.ledger import Ledger
@@ -39,6 +41,10 @@ class StandaloneAdmin:
                     await send({"type": "lifespan.startup.failed", "message": repr(error)})
                     return
                 self._admin = build_admin_app(self._ledger)
+                # As the gateway does: what start-up made lives as long as the process, so keep it out
+                # of the cyclic collector's passes (a fifth of a big console page's time without this).
+                gc.collect()
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._ledger is not None:
