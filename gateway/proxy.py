@@ -2,8 +2,9 @@
 relay the answer (streams chunk by chunk) and meter exactly what the engine served.
 
 A client that disconnects is noticed wherever the request waits (`ClientWatch` cancels the request's
-task): in the queue it just leaves; once dispatched, the upstream connection is closed, which makes the
-engine abort, and the usage the engine reported so far is billed as `aborted`.
+task): in the queue it just leaves; once a stream is dispatched (a streamed or assembled request), the
+upstream connection is closed, which makes the engine abort, and the usage the engine reported so far
+is billed as `aborted`. A request sent as the client sent it is read to its end and billed whole.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ class _Connection(asyncio.Protocol):
     exchange's state and wake the one coroutine that waits on it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, address: Address) -> None:
-        self._loop = loop
+        self.loop = loop
         self.address = address
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -82,7 +82,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass, but one
 
     def data_received(self, data: bytes) -> None:
-        self.last_data = self._loop.time()
+        self.last_data = self.loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -123,7 +123,7 @@ class _Connection(asyncio.Protocol):
 
     async def wait(self) -> None:
         """Until the parser made progress, or the connection failed."""
-        waiter = self._waiter = self._loop.create_future()
+        waiter = self._waiter = self.loop.create_future()
         try:
             await waiter
         finally:
@@ -173,12 +173,12 @@ class Stream:
         return connection.take()
 
     def _arm(self, when: float) -> None:
-        self._timer = self._connection._loop.call_at(when, self._check_idle)
+        self._timer = self._connection.loop.call_at(when, self._check_idle)
 
     def _check_idle(self) -> None:
         # One timer per idle period, not one per chunk: when it fires, it looks at the last arrival.
         deadline = self._connection.last_data + self._idle
-        if self._connection._loop.time() >= deadline:
+        if self._connection.loop.time() >= deadline:
             self._timer = None
             self._connection.fail(TimeoutError())
         else:
