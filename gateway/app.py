@@ -156,7 +156,7 @@ class Gateway:
                 session = header(scope, b"x-session-id")
                 route = RouteRequest(model, request.prefix, session.decode("latin-1") if session else None)
                 try:
-                    status = await self.lifespan.proxy.serve(request, route, meter, send, receive)
+                    status = await self.lifespan.proxy.serve(request, route, meter, scope, send)
                 finally:
                     await self.admission.settle(ticket, _limit_tokens(meter, ticket.estimated_tokens))
             finally:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from modelplex.gateway.errors import GatewayError, too_large
+from modelplex.gateway.http.exchange import DISCONNECT_EXTENSION
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,37 +25,34 @@ class ClientDisconnected(Exception):
 class ClientWatch:
     """Cancels the current task when the client disconnects; start it once the body has been read.
 
-    Cancelling (rather than racing the work against a watcher task) needs no extra task per request and
-    interrupts the work wherever it waits: in the queue, for the replica, or writing to the client.
-    Stop it before the response's last message: a complete response also ends a pending `receive`.
+    Cancelling (rather than racing the work against a watcher task) interrupts the work wherever it
+    waits: in the queue, for the replica, or writing to the client. The server calls back on a
+    disconnect (its `modelplex.disconnect` extension), so watching costs no task. Stop it before the
+    response's last message.
     """
 
-    __slots__ = ("_active", "_cancels", "_gone", "_task", "left")
+    __slots__ = ("_active", "_cancels", "_task", "left")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, scope: Scope) -> None:
         self.left = False
         self._active = True
         self._cancels = True
         self._task = asyncio.current_task()
-        self._gone = asyncio.ensure_future(receive())
-        self._gone.add_done_callback(self._check)
+        scope["extensions"][DISCONNECT_EXTENSION](self._gone)
 
-    def _check(self, gone: asyncio.Future[Message]) -> None:
-        if gone.cancelled() or gone.exception() is not None or not self._active:
+    def _gone(self) -> None:
+        if not self._active:
             return
-        if gone.result()["type"] == "http.disconnect":
-            self.left = True
-            if self._cancels and self._task is not None:
-                self._task.cancel()
+        self.left = True
+        if self._cancels and self._task is not None:
+            self._task.cancel()
 
     def detach(self) -> None:
         """From now on a disconnect is only noted in `left`: the work goes on to its end."""
         self._cancels = False
 
     def stop(self) -> None:
-        if self._active:
-            self._active = False
-            self._gone.cancel()
+        self._active = False
 
     def forgive(self) -> None:
         """Take back the cancellation this watch caused, once its CancelledError has been caught."""
@@ -113,7 +111,7 @@ async def start_stream(send: Send, status: int, request_id: str) -> None:
 async def send_chunk(send: Send, chunk: bytes) -> None:
     try:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except OSError as exc:  # uvicorn raises ClientDisconnected (an OSError) on a closed socket
+    except OSError as exc:  # the server raises ClientGone (an OSError) on a closed connection
         raise ClientDisconnected from exc
 
 

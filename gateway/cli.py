@@ -1,4 +1,4 @@
-"""`modelplex gateway run`: serve the gateway with uvicorn (one worker process, uvloop, httptools)."""
+"""`modelplex gateway run`: serve the gateway (one process, uvloop, the gateway's own HTTP server)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ Each event is written with one `write` as soon as its request ends (so a killed 
 the kernel has), and a background thread fsyncs in small groups (so a machine crash loses at most one
 fsync interval). A thread rather than an event-loop task: fsync blocks, and handing it to an executor
 every few milliseconds costs the serving loop a wake-up each time. The thread sleeps until an append
-makes the journal dirty, so an idle gateway never wakes it. A cursor file remembers how far
+makes the journal dirty, so an idle gateway never wakes it; the append wakes it by releasing a plain
+lock the thread blocks on (one C call, where an `Event.set` costs a condition variable's Python code
+on every request). A cursor file remembers how far
 the shipper got; everything after it is replayed after a restart, and the ledger ignores duplicate
 request ids. Requests still in flight are not here: see `inflight.py`.
 """
@@ -59,7 +61,10 @@ class Journal:
         self.appended = 0
         self._lock = threading.Lock()  # the fsync thread never syncs a descriptor being replaced
         self._stop = False
-        self._written = threading.Event()  # set by an append, cleared by the fsync thread
+        # Held while there is nothing to sync; an append releases it once, the fsync thread takes it
+        # back. Only the serving thread releases it, and only when `_woken` was False: never twice.
+        self._wake = threading.Lock()
+        self._woken = False
         self._syncer: threading.Thread | None = None
 
     def open(self) -> None:
@@ -75,7 +80,9 @@ class Journal:
         _drop_torn_tail(path)
         self._open_segment(path)
         self._stop = False
-        self._written.clear()
+        if not self._wake.locked():
+            self._wake.acquire()
+        self._woken = False
         self._syncer = threading.Thread(target=self._sync_loop, name="journal-fsync", daemon=True)
         self._syncer.start()
 
@@ -94,8 +101,8 @@ class Journal:
         self._size += len(line)
         self._dirty = True
         self.appended += 1
-        if not self._written.is_set():
-            self._written.set()
+        if not self._woken:
+            self._wake_syncer()
         if self._size >= self._segment_bytes:
             self._rotate()
 
@@ -108,11 +115,15 @@ class Journal:
                 self._dirty = False  # before the fsync: a write during it is synced next time
                 os.fsync(self._fd)
 
+    def _wake_syncer(self) -> None:
+        self._woken = True
+        self._wake.release()
+
     def _sync_loop(self) -> None:
         while not self._stop:
-            self._written.wait()
+            self._wake.acquire()
             time.sleep(self._fsync_interval)  # what else is appended meanwhile shares this fsync
-            self._written.clear()
+            self._woken = False  # before the fsync: an append from now on wakes the next round
             try:
                 self.sync()
             except OSError as exc:
@@ -120,7 +131,8 @@ class Journal:
 
     def close(self) -> None:
         self._stop = True
-        self._written.set()
+        if not self._woken:
+            self._wake_syncer()
         if self._syncer is not None:
             self._syncer.join()
             self._syncer = None

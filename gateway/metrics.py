@@ -144,7 +144,7 @@ class GatewayMetrics:
         )
         self.connections_refused = Counter(
             "modelplex_gateway_connections_refused",
-            "Client connections answered with a refusal and closed (gateway/connection_limits.py).",
+            "Client connections answered with a refusal and closed (gateway/http/limits.py).",
             ["reason"],
             registry=r,
         )

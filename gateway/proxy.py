@@ -18,7 +18,7 @@ from modelplex.billing.contracts import Outcome
 from modelplex.gateway.asgi import (
     ClientDisconnected,
     ClientWatch,
-    Receive,
+    Scope,
     Send,
     end_stream,
     send_bytes,
@@ -63,13 +63,13 @@ class Proxy:
         self._metrics = metrics
 
     async def serve(
-        self, request: InferenceRequest, route: RouteRequest, meter: Meter, send: Send, receive: Receive
+        self, request: InferenceRequest, route: RouteRequest, meter: Meter, scope: Scope, send: Send
     ) -> int:
         """Serve the request and record its usage event; returns the status the client got.
 
         Raises ClientDisconnected when the client left before the answer was complete.
         """
-        watch = ClientWatch(receive)
+        watch = ClientWatch(scope)
         try:
             lease = await self._pool.acquire(request.model, route)
             if not request.upstream_streams:

@@ -94,7 +94,7 @@ class GatewaySettings(BaseSettings):
     ship_interval_seconds: float = Field(default=0.2, gt=0)
     ship_backoff_max_seconds: float = Field(default=30.0, gt=0)
 
-    # Client connections (gateway/connection_limits.py): what a client without a key can hold.
+    # Client connections (gateway/http/limits.py): what a client without a key can hold.
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)  # request line + headers; 431 beyond
     max_header_count: int = Field(default=100, gt=0)
     header_timeout_seconds: float = Field(default=10.0, gt=0)  # to the end of the headers; 408 beyond

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from modelplex.engine.install import EngineSettings, environment, require
 from modelplex.gateway.app import App, Gateway
+from modelplex.gateway.http.server import HttpServer
 from modelplex.gateway.ledger_binding import LedgerBinding
 from modelplex.gateway.serving import tenant_server
 from modelplex.gateway.settings import GatewaySettings
@@ -181,7 +180,7 @@ class Stack:
             settings.replicas_file,
             gateway_metrics_token=None if token is None else token.get_secret_value(),
         )
-        self._server: uvicorn.Server | None = None
+        self._server: HttpServer | None = None
         self._ledger: LedgerBinding | None = None
         self._access: ledger_setup.DemoAccess | None = None
         self._printing: set[asyncio.Task[None]] = set()
@@ -243,7 +242,7 @@ class Stack:
         )
         # the same server(s) as `gateway run`: with MODELPLEX_GATEWAY_ADMIN_PORT, an admin listener too
         self._server = tenant_server(app, gateway_settings)
-        await self._server.serve()
+        await self._server.serve_until_signalled()
         return 1 if self.failure else 0
 
 

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import pytest
 import uvicorn
@@ -25,7 +25,7 @@ import uvicorn
 from modelplex.billing.contracts import PlanLimits, UsageEvent
 from modelplex.gateway.app import Gateway
 from modelplex.gateway.discovery.base import Catalog, ModelSpec, Publish
-from modelplex.gateway.serving import tenant_config
+from modelplex.gateway.serving import tenant_server
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.static_tenants import StaticKeyAuthority, StaticTenant
 
@@ -54,11 +54,16 @@ class LoopThread:
         self.loop.close()
 
 
+class Stoppable(Protocol):
+    should_exit: bool
+    started: bool
+
+
 @dataclass
 class Served:
     url: str
-    server: uvicorn.Server
-    task: asyncio.Task[None]
+    server: Stoppable
+    task: asyncio.Task[Any]
 
 
 def free_socket() -> socket.socket:
@@ -82,10 +87,21 @@ async def serve(
             app, lifespan=lifespan, log_level="warning", access_log=False, http="httptools"
         )
     server = uvicorn.Server(config)
-    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    return await _started(server, asyncio.ensure_future(server.serve(sockets=[sock])), sock)
+
+
+async def serve_gateway(app: Gateway, settings: GatewaySettings) -> Served:
+    """Serve the gateway as `modelplex gateway run` does: its own server, limits and timeouts."""
+    sock = free_socket()
+    server = tenant_server(app, settings, sock)
+    return await _started(server, asyncio.ensure_future(server.serve()), sock)
+
+
+async def _started(server: Stoppable, task: asyncio.Task[Any], sock: socket.socket) -> Served:
     while not server.started:
         if task.done():
             task.result()
+            raise RuntimeError("the server stopped before it started")
         await asyncio.sleep(0.005)
     host, port = sock.getsockname()
     return Served(f"http://{host}:{port}", server, task)
@@ -444,8 +460,7 @@ class World:
         self.discovery = MemoryDiscovery(Catalog(models=tuple(models)))
         app = Gateway(config, self.authority, self.sink, self.discovery)
         self.gateways.append(app)
-        # Served as `modelplex gateway run` serves it: the same protocol, limits and timeouts.
-        served = self.loop.run(serve(app, config=tenant_config(app, config)))
+        served = self.loop.run(serve_gateway(app, config))
         self.served.append(served)
         return served.url
 
