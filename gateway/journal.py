@@ -4,9 +4,10 @@ Each event is written with one `write` as soon as its request ends (so a killed 
 the kernel has), and a background thread fsyncs in small groups (so a machine crash loses at most one
 fsync interval). A thread rather than an event-loop task: fsync blocks, and handing it to an executor
 every few milliseconds costs the serving loop a wake-up each time. The thread sleeps until an append
-makes the journal dirty, so an idle gateway never wakes it; the append wakes it by releasing a plain
-lock the thread blocks on (one C call, where an `Event.set` costs a condition variable's Python code
-on every request). A cursor file remembers how far
+makes the journal dirty, so an idle gateway never wakes it. While appends keep coming it does not
+sleep on the event at all but on its interval, so a busy gateway wakes it once per interval (by the
+clock) and never once per request: on a one-core gateway, each wake-up is a thread switch and a GIL
+hand-over paid by the serving thread. A cursor file remembers how far
 the shipper got; everything after it is replayed after a restart, and the ledger ignores duplicate
 request ids. Requests still in flight are not here: see `inflight.py`.
 """
@@ -22,6 +23,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from modelplex.billing.contracts import UsageEvent
 
@@ -61,10 +64,8 @@ class Journal:
         self.appended = 0
         self._lock = threading.Lock()  # the fsync thread never syncs a descriptor being replaced
         self._stop = False
-        # Held while there is nothing to sync; an append releases it once, the fsync thread takes it
-        # back. Only the serving thread releases it, and only when `_woken` was False: never twice.
-        self._wake = threading.Lock()
-        self._woken = False
+        self._written = threading.Event()  # an append after a quiet interval: the thread is wanted
+        self._woken = False  # the event was set since the thread last looked
         self._syncer: threading.Thread | None = None
 
     def open(self) -> None:
@@ -80,8 +81,7 @@ class Journal:
         _drop_torn_tail(path)
         self._open_segment(path)
         self._stop = False
-        if not self._wake.locked():
-            self._wake.acquire()
+        self._written.clear()
         self._woken = False
         self._syncer = threading.Thread(target=self._sync_loop, name="journal-fsync", daemon=True)
         self._syncer.start()
@@ -89,7 +89,8 @@ class Journal:
     def append(self, event: UsageEvent) -> None:
         """One whole line, or nothing: a failed or short write (a full disk) is cut back off, so what
         was journaled before stays readable, and raises JournalUnwritable."""
-        line = event.model_dump_json().encode() + b"\n"
+        # orjson on the fields: a tenth of pydantic's dump; `read_events` validates them back.
+        line = orjson.dumps(event.__dict__, option=orjson.OPT_APPEND_NEWLINE)
         try:
             written = os.write(self._fd, line)
         except OSError as exc:
@@ -102,7 +103,8 @@ class Journal:
         self._dirty = True
         self.appended += 1
         if not self._woken:
-            self._wake_syncer()
+            self._woken = True
+            self._written.set()
         if self._size >= self._segment_bytes:
             self._rotate()
 
@@ -115,24 +117,23 @@ class Journal:
                 self._dirty = False  # before the fsync: a write during it is synced next time
                 os.fsync(self._fd)
 
-    def _wake_syncer(self) -> None:
-        self._woken = True
-        self._wake.release()
-
     def _sync_loop(self) -> None:
         while not self._stop:
-            self._wake.acquire()
-            time.sleep(self._fsync_interval)  # what else is appended meanwhile shares this fsync
-            self._woken = False  # before the fsync: an append from now on wakes the next round
-            try:
-                self.sync()
-            except OSError as exc:
-                log.error("Failed syncing usage journal error=%s", exc)
+            self._written.wait()
+            while not self._stop:
+                time.sleep(self._fsync_interval)  # what else is appended meanwhile shares this fsync
+                self._written.clear()
+                self._woken = False  # before looking: an append from now on sets the event again
+                if not self._dirty:
+                    break  # quiet: wait for the next append
+                try:
+                    self.sync()
+                except OSError as exc:
+                    log.error("Failed syncing usage journal error=%s", exc)
 
     def close(self) -> None:
         self._stop = True
-        if not self._woken:
-            self._wake_syncer()
+        self._written.set()
         if self._syncer is not None:
             self._syncer.join()
             self._syncer = None

@@ -11,6 +11,7 @@ timer or a copy per chunk (docs/benchmarks.md, issue 16).
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from collections import deque
 from dataclasses import dataclass
@@ -56,7 +57,13 @@ class Address:
 
 class _Connection(asyncio.Protocol):
     """One connection to a replica; carries one exchange at a time. The parser's callbacks fill the
-    exchange's state and wake the one coroutine that waits on it."""
+    exchange's state and wake the one coroutine that waits on it.
+
+    Its exchange fails with TimeoutError at `deadline` (the first byte's) or when silent for
+    `idle_limit` seconds (a stream's). One timer serves both, armed lazily and re-armed when it fires
+    early: a connection reused for many exchanges, or a stream of many chunks, sets no timer per
+    exchange or chunk.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, address: Address) -> None:
         self.loop = loop
@@ -66,6 +73,8 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = math.inf
         self._begin()
 
     def _begin(self) -> None:
@@ -77,6 +86,8 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.error: Exception | None = None
         self.last_data = 0.0
+        self.deadline = math.inf
+        self.idle_limit = math.inf
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass, but one
@@ -112,9 +123,11 @@ class _Connection(asyncio.Protocol):
         self.complete = True
         self.keep_alive = self._parser.should_keep_alive()
 
-    def send(self, head: bytes, body: bytes) -> None:
+    def send(self, head: bytes, body: bytes, deadline: float) -> None:
         assert self.transport is not None
         self._begin()
+        self.deadline = deadline
+        self.arm()
         self.transport.write(head + body)
 
     def take(self) -> bytes:
@@ -129,6 +142,25 @@ class _Connection(asyncio.Protocol):
         finally:
             self._waiter = None
 
+    def arm(self) -> None:
+        """Make sure the timer fires by the time this exchange is due."""
+        due = min(self.deadline, self.last_data + self.idle_limit)
+        if due < self._timer_when:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_when = due
+            self._timer = self.loop.call_at(due, self._expire)
+
+    def _expire(self) -> None:
+        self._timer, self._timer_when = None, math.inf
+        due = min(self.deadline, self.last_data + self.idle_limit)
+        if due == math.inf:
+            return
+        if self.loop.time() >= due:
+            self.fail(TimeoutError())
+        else:
+            self.arm()
+
     def fail(self, error: Exception) -> None:
         if self.error is None:
             self.error = error
@@ -141,6 +173,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_when = None, math.inf
         if self.transport is not None:
             self.transport.close()
 
@@ -151,14 +186,13 @@ class Stream:
     `idle_seconds`. `close` when done: a finished exchange returns its connection to the pool,
     anything else closes it (a closed connection is how the engine learns to stop generating)."""
 
-    __slots__ = ("_closed", "_connection", "_idle", "_pool", "_timer")
+    __slots__ = ("_closed", "_connection", "_pool")
 
     def __init__(self, pool: Upstream, connection: _Connection, idle_seconds: float) -> None:
         self._pool = pool
         self._connection = connection
-        self._idle = idle_seconds
+        connection.idle_limit = idle_seconds
         self._closed = False
-        self._timer: asyncio.TimerHandle | None = None
 
     async def read(self) -> bytes:
         connection = self._connection
@@ -167,30 +201,14 @@ class Stream:
                 return b""
             if connection.error is not None:
                 raise connection.error
-            if self._timer is None:
-                self._arm(connection.last_data + self._idle)
+            connection.arm()
             await connection.wait()
         return connection.take()
-
-    def _arm(self, when: float) -> None:
-        self._timer = self._connection.loop.call_at(when, self._check_idle)
-
-    def _check_idle(self) -> None:
-        # One timer per idle period, not one per chunk: when it fires, it looks at the last arrival.
-        deadline = self._connection.last_data + self._idle
-        if self._connection.loop.time() >= deadline:
-            self._timer = None
-            self._connection.fail(TimeoutError())
-        else:
-            self._arm(deadline)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._pool.finish(self._connection)
 
 
@@ -237,14 +255,15 @@ class Upstream:
             len(request.upstream_body),
         )
         connection: _Connection | None = None
+        deadline = asyncio.get_running_loop().time() + first_byte_timeout
         try:
-            async with asyncio.timeout(first_byte_timeout):
-                connection = await self._exchange(address, head, request.upstream_body)
-                streaming = request.upstream_streams and connection.status == 200
-                while not (connection.complete or (streaming and connection.chunks)):
-                    if connection.error is not None:
-                        raise connection.error
-                    await connection.wait()
+            connection = await self._exchange(address, head, request.upstream_body, deadline)
+            streaming = request.upstream_streams and connection.status == 200
+            while not (connection.complete or (streaming and connection.chunks)):
+                if connection.error is not None:
+                    raise connection.error
+                await connection.wait()
+            connection.deadline = math.inf
         except TimeoutError:
             self._discard(connection)
             raise AttemptFailed("timeout") from None
@@ -265,18 +284,20 @@ class Upstream:
             return Answer(status, content_type, body)
         return Answer(status, content_type, body, Stream(self, connection, self._idle_stream_timeout))
 
-    async def _exchange(self, address: Address, head: bytes, body: bytes) -> _Connection:
-        """A connection whose answer's headers are in."""
+    async def _exchange(self, address: Address, head: bytes, body: bytes, deadline: float) -> _Connection:
+        """A connection whose answer's headers are in by `deadline` (else TimeoutError)."""
         connection = self._reusable(address)
         if connection is not None:
-            connection.send(head, body)
+            connection.send(head, body, deadline)
             if await _headers(connection):
                 return connection
+            if isinstance(connection.error, TimeoutError):
+                raise connection.error
             # The replica closed this connection while it sat idle (nothing of an answer came back):
             # one fresh try, as any HTTP client does.
             self._discard(connection)
-        connection = await self._connect(address)
-        connection.send(head, body)
+        connection = await self._connect(address, deadline)
+        connection.send(head, body, deadline)
         if not await _headers(connection):
             assert connection.error is not None
             raise connection.error
@@ -294,10 +315,10 @@ class Upstream:
             self._discard(connection)
         return None
 
-    async def _connect(self, address: Address) -> _Connection:
+    async def _connect(self, address: Address, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout_at(min(deadline, loop.time() + self._connect_timeout)):
                 _, connection = await loop.create_connection(
                     lambda: _Connection(loop, address), address.host, address.port, ssl=self._ssl(address)
                 )
@@ -315,6 +336,7 @@ class Upstream:
 
     def finish(self, connection: _Connection) -> None:
         """Done with the exchange: keep the connection for the next one when its answer was whole."""
+        connection.deadline = connection.idle_limit = math.inf
         if connection.complete and connection.keep_alive and not connection.closed:
             idle = self._idle.setdefault(connection.address, deque())
             if len(idle) < MAX_IDLE_PER_REPLICA:
