@@ -136,3 +136,13 @@ def test_a_journal_has_one_owner(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="in use"):
         _journal(tmp_path)
     journal.close()
+
+
+def test_a_journal_line_is_the_events_json_as_pydantic_writes_it(tmp_path: Path) -> None:
+    journal = _journal(tmp_path)
+    events = [_event(1), _event(2).model_copy(update={"ttft_ms": 12.5, "outcome": Outcome.ABORTED})]
+    for event in events:
+        journal.append(event)
+    journal.close()
+    lines = (tmp_path / "segment-0000000001.jsonl").read_bytes().splitlines()
+    assert lines == [event.model_dump_json().encode() for event in events]
