@@ -44,6 +44,7 @@ class StaticKeyAuthority:
     def __init__(self, tenants: Iterable[StaticTenant] = ()) -> None:
         self._tenants: dict[str, StaticTenant] = {}
         self._by_key: dict[str, str] = {}  # key digest -> tenant id
+        self._principals: dict[str, Principal] = {}  # key digest -> its (immutable) principal
         self._used: dict[str, tuple[int, Decimal]] = {}
         self._prices: dict[str, TokenPrice] = {}
         for tenant in tenants:
@@ -51,11 +52,13 @@ class StaticKeyAuthority:
 
     def put(self, tenant: StaticTenant) -> None:
         self._tenants[tenant.tenant_id] = tenant
+        self._principals.clear()
         self._by_key = {k: v for k, v in self._by_key.items() if v != tenant.tenant_id}
         self._by_key.update((_digest(key), tenant.tenant_id) for key in tenant.keys)
 
     def revoke(self, api_key: str) -> None:
         self._by_key.pop(_digest(api_key), None)
+        self._principals.clear()
 
     def set_used(self, tenant_id: str, tokens: int, spend: Decimal = Decimal(0)) -> None:
         self._used[tenant_id] = (tokens, spend)
@@ -65,17 +68,21 @@ class StaticKeyAuthority:
 
     async def authenticate(self, api_key: str) -> Principal | None:
         digest = _digest(api_key)
+        principal = self._principals.get(digest)
+        if principal is not None:
+            return principal
         tenant_id = self._by_key.get(digest)
         if tenant_id is None:
             return None
         tenant = self._tenants[tenant_id]
-        return Principal.model_construct(  # every field comes from the validated StaticTenant
+        principal = self._principals[digest] = Principal.model_construct(  # from the validated tenant
             tenant_id=tenant_id,
             tenant_name=tenant.name,
             key_id="key-" + digest[:12],
             tenant_suspended=tenant.suspended,
             limits=tenant.limits,
         )
+        return principal
 
     async def budget(self, tenant_id: str) -> BudgetStatus:
         limits = self._tenants[tenant_id].limits

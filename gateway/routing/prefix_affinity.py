@@ -17,6 +17,8 @@ class PrefixAffinity:
 
 
 def affine(key: str, snapshot: Snapshot, rings: RingCache, factor: float) -> Endpoint:
+    if len(snapshot.members) == 1 and snapshot.available:
+        return snapshot.available[0].endpoint  # one replica: nothing to choose, no hash to compute
     owner = rings.ring(snapshot.members).owner(key)
     chosen = _find(snapshot.available, owner)
     if chosen is not None and chosen.load < load_bound(snapshot.members, factor):

@@ -7,6 +7,7 @@ import pytest
 
 from modelplex.billing.contracts import Outcome, UsageEvent
 from modelplex.gateway.journal import Cursor, Journal, segment_numbers
+from modelplex.gateway.metering import trusted_event
 from modelplex.gateway.shipper import Shipper
 from mpxtest.upstream import MemorySink
 
@@ -146,3 +147,11 @@ def test_a_journal_line_is_the_events_json_as_pydantic_writes_it(tmp_path: Path)
     journal.close()
     lines = (tmp_path / "segment-0000000001.jsonl").read_bytes().splitlines()
     assert lines == [event.model_dump_json().encode() for event in events]
+
+
+def test_a_trusted_event_is_the_validated_event() -> None:
+    fields = _event(3).model_dump()
+    trusted = trusted_event(**fields)
+    assert trusted == UsageEvent(**fields)
+    assert trusted.model_dump_json() == UsageEvent(**fields).model_dump_json()
+    assert trusted.model_fields_set == UsageEvent(**fields).model_fields_set
