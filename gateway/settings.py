@@ -88,7 +88,7 @@ class GatewaySettings(BaseSettings):
 
     # Journal and shipping.
     journal_dir: Path = Path(".modelplex/gateway-journal")
-    journal_fsync_interval_seconds: float = Field(default=0.005, gt=0)
+    journal_fsync_interval_seconds: float = Field(default=0.02, gt=0)
     journal_segment_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     ship_batch_size: int = Field(default=500, gt=0)
     ship_interval_seconds: float = Field(default=0.2, gt=0)
