@@ -1,9 +1,9 @@
 """The floor under the gateway's added latency: a forwarder with no features on the same HTTP stack.
 
-Starts the fixed-latency backend (bench/gateway_backend.py) and a minimal ASGI app on uvicorn +
-uvloop + httptools that forwards each request body to it with an aiohttp session (what the gateway
-is built on, without auth, limits, routing, metering or journal), then measures it exactly like
-bench/gateway_overhead.py measures the gateway (non-streaming). Prints numbers; asserts nothing.
+Starts the fixed-latency backend (bench/gateway_backend.py) and a minimal ASGI app on the gateway's
+own server (gateway/http/, uvloop) that forwards each request body with the gateway's engine client
+(gateway/upstream.py), without auth, limits, routing, metering or journal, then measures it exactly
+like bench/gateway_overhead.py measures the gateway (non-streaming). Prints numbers; asserts nothing.
 
     .venv/bin/python bench/http_floor.py [--seconds 3]
 """
@@ -11,53 +11,52 @@ bench/gateway_overhead.py measures the gateway (non-streaming). Prints numbers; 
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
-import aiohttp
-import uvicorn
 import uvloop
 from gateway_overhead import ROOT, body, closed_loop, free_port, open_loop, pct, start, wait_up
+
+from modelplex.gateway.http.connection import Listener
+from modelplex.gateway.http.limits import ConnectionLimits
+from modelplex.gateway.http.server import HttpServer
+from modelplex.gateway.inference import InferenceRequest, Kind
+from modelplex.gateway.upstream import Upstream
 
 PATH = "/v1/chat/completions"
 
 
 def forwarder(backend: str) -> Any:
-    session: aiohttp.ClientSession | None = None
+    upstream = Upstream(connect_timeout=5, idle_stream_timeout=60)
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        nonlocal session
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    assert session is not None
-                    await session.close()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        assert session is not None
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await upstream.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
         data = b""
         while True:
             message = await receive()
             data += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        headers = {"content-type": "application/json"}
-        async with session.post(backend + scope["path"], data=data, headers=headers) as reply:
-            answer, status = await reply.read(), reply.status
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        request = InferenceRequest(Kind.CHAT, "m", False, False, False, "", 1, data, len(data))
+        answer = await upstream.call(backend, request, "0" * 32, 60)
+        headers = [(b"content-type", answer.content_type.encode())]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
     return app
+
+
+def serve(backend: str, port: int) -> None:
+    app = forwarder(backend)
+    sock = socket.create_server(("127.0.0.1", port), backlog=2048)
+    HttpServer([(sock, Listener(app, ConnectionLimits()))], lifespan_app=app).run()
 
 
 async def measure(direct: str, forwarded: str, seconds: float) -> None:
@@ -80,14 +79,7 @@ def main() -> None:
     options = parser.parse_args()
     if options.serve:
         backend, port = options.serve
-        uvicorn.run(
-            forwarder(backend),
-            host="127.0.0.1",
-            port=int(port),
-            log_level="warning",
-            loop="uvloop",
-            http="httptools",
-        )
+        serve(backend, int(port))
         return
     backend_port, forwarder_port = free_port(), free_port()
     backend = start([sys.executable, str(ROOT / "gateway_backend.py"), str(backend_port), "5"])
