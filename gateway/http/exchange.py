@@ -199,6 +199,7 @@ class Exchange:
             connection.write(data)
         if not more:
             self.finished = True
+            self._wake()  # a receive waiting meanwhile now says disconnect, as ASGI has it
             connection.exchange_finished(self)
 
     def _head(self, length: int, more: bool) -> bytes:
