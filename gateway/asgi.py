@@ -38,7 +38,13 @@ class ClientWatch:
         self._active = True
         self._cancels = True
         self._task = asyncio.current_task()
-        scope["extensions"][DISCONNECT_EXTENSION](self._gone)
+        on_disconnect = scope.get("extensions", {}).get(DISCONNECT_EXTENSION)
+        if on_disconnect is None:
+            raise RuntimeError(
+                "the gateway is served by its own HTTP server (modelplex.gateway.serving): this server "
+                f"does not offer the ASGI extension {DISCONNECT_EXTENSION!r} it needs"
+            )
+        on_disconnect(self._gone)
 
     def _gone(self) -> None:
         if not self._active:

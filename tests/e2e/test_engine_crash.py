@@ -27,7 +27,7 @@ from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.static_tenants import StaticKeyAuthority
 from modelplex.processes import free_port
 from mpxtest.engine import RealEngine, kill_engine, launch_engine, stop_engine
-from mpxtest.upstream import LoopThread, MemorySink, serve, shutdown
+from mpxtest.upstream import LoopThread, MemorySink, serve_gateway, shutdown
 from mpxtest.wait import eventually
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,7 @@ def pair(real_engine: RealEngine, tmp_path: Path) -> Iterator[Pair]:
     authority = StaticKeyAuthority(load_static_config(config).tenants)
     gateway = Gateway(settings, authority, sink, StaticFileSource(config))
     loop = LoopThread()
-    served = loop.run(serve(gateway, "on"))
+    served = loop.run(serve_gateway(gateway, settings))
     state = Pair(served.url, gateway, sink, real_engine, port, tmp_path, victim)
     try:
         yield state

@@ -27,7 +27,7 @@ from modelplex.gateway.discovery.static import StaticFileSource, load_static_con
 from modelplex.gateway.settings import GatewaySettings
 from modelplex.gateway.static_tenants import StaticKeyAuthority
 from mpxtest.engine import Counters, RealEngine
-from mpxtest.upstream import LoopThread, MemorySink, Served, serve, shutdown
+from mpxtest.upstream import LoopThread, MemorySink, Served, serve_gateway, shutdown
 from mpxtest.wait import eventually
 
 pytestmark = pytest.mark.slow
@@ -104,7 +104,7 @@ def stack(real_engine: RealEngine, tmp_path_factory: pytest.TempPathFactory) -> 
     authority = StaticKeyAuthority(load_static_config(config).tenants)
     loop = LoopThread()
     gateway = Gateway(settings, authority, sink, StaticFileSource(config))
-    served: Served = loop.run(serve(gateway, "on"))
+    served: Served = loop.run(serve_gateway(gateway, settings))
     try:
         yield Stack(real_engine, served.url + "/v1", sink, gateway)
     finally:

@@ -81,7 +81,7 @@ class GatewayProcess:
         return self.log.read_text()
 
     def stop(self) -> str:
-        """SIGTERM and wait: uvicorn drains, the lifespan ships and closes. The log."""
+        """SIGTERM and wait: the server drains, the lifespan ships and closes. The log."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(60)
