@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 
 
-def engine_page(waiting: int = 0, running: int = 0, kv_cache: float = 0.0) -> str:
+def engine_page(waiting: int = 0, running: int = 0, kv_cache: float = 0.0, model: str = "m") -> str:
     """A vLLM /metrics page with the three gauges the autoscaler reads."""
-    labels = '{engine="0",model_name="m"}'
+    labels = f'{{engine="0",model_name="{model}"}}'
     return (
         "# TYPE vllm:num_requests_waiting gauge\n"
         f"vllm:num_requests_waiting{labels} {waiting}\n"

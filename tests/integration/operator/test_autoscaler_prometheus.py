@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -15,46 +14,15 @@ from modelplex.operator.autoscaler.scrape import ScrapeSource
 from modelplex.operator.autoscaler.signals import Reading, read_pages
 from modelplex.operator.autoscaler.source import SignalSource
 from mpxtest.metricsproxy import engine_page
-from mpxtest.prometheus import PrometheusServer
+from mpxtest.prometheus import MetricsPage, PrometheusServer
 from mpxtest.wait import eventually
 
 pytestmark = pytest.mark.anyio
 MODEL = "m"
 
 
-class Page:
-    """A /metrics page on its own loopback port, from `render()` at every request; `status` other
-    than 200 fails it."""
-
-    def __init__(self, render: Callable[[], str]) -> None:
-        self.render = render
-        self.status = 200
-        page = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = page.render().encode() if page.status == 200 else b"down"
-                self.send_response(page.status)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self._server.server_address[1]}"
-        self.url = f"http://{self.address}/metrics"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.fixture
-def pages() -> Iterator[list[Page]]:
+def pages() -> Iterator[list[MetricsPage]]:
     """Two engines and one real gateway registry under load for MODEL (and another model)."""
     gateway = GatewayMetrics()
     gateway.queue_depth.labels(MODEL).set(4)
@@ -64,9 +32,9 @@ def pages() -> Iterator[list[Page]]:
     gateway.requests.labels("t1", MODEL, "200").inc(7)
     gateway.requests.labels("t2", MODEL, "429").inc(3)
     served = [
-        Page(lambda: engine_page(waiting=3, running=8, kv_cache=0.625)),
-        Page(lambda: engine_page(waiting=1, running=2, kv_cache=0.25)),
-        Page(lambda: gateway.render().decode()),
+        MetricsPage(lambda: engine_page(waiting=3, running=8, kv_cache=0.625)),
+        MetricsPage(lambda: engine_page(waiting=1, running=2, kv_cache=0.25)),
+        MetricsPage(lambda: gateway.render().decode()),
     ]
     yield served
     for page in served:
@@ -82,7 +50,7 @@ async def _read(source: SignalSource, engines: list[str], gateways: list[str]) -
 
 
 async def test_prometheus_gives_the_same_signals_as_scraping_the_same_pages(
-    prometheus: PrometheusServer, pages: list[Page]
+    prometheus: PrometheusServer, pages: list[MetricsPage]
 ) -> None:
     prometheus.scrape("same-signals", [page.address for page in pages])
     prometheus.wait_scraped([page.address for page in pages])
@@ -101,7 +69,7 @@ async def test_prometheus_gives_the_same_signals_as_scraping_the_same_pages(
 
 
 async def test_a_target_prometheus_does_not_scrape_or_cannot_scrape_is_unreadable(
-    prometheus: PrometheusServer, pages: list[Page]
+    prometheus: PrometheusServer, pages: list[MetricsPage]
 ) -> None:
     scraped_ones = [pages[0].address, pages[2].address]
     prometheus.scrape("unreadable", scraped_ones)
@@ -129,7 +97,7 @@ async def test_a_target_prometheus_does_not_scrape_or_cannot_scrape_is_unreadabl
 
 
 async def test_a_page_prometheus_scrapes_that_is_not_an_engines_or_a_gateways_is_unreadable(
-    prometheus: PrometheusServer, pages: list[Page]
+    prometheus: PrometheusServer, pages: list[MetricsPage]
 ) -> None:
     prometheus.scrape("wrong-kind", [pages[0].address, pages[2].address])
     prometheus.wait_scraped([pages[0].address, pages[2].address])
@@ -141,7 +109,7 @@ async def test_a_page_prometheus_scrapes_that_is_not_an_engines_or_a_gateways_is
     prometheus.scrape("wrong-kind", [])
 
 
-async def test_an_unreachable_prometheus_makes_every_target_unreadable(pages: list[Page]) -> None:
+async def test_an_unreachable_prometheus_makes_every_target_unreadable(pages: list[MetricsPage]) -> None:
     closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     url = f"http://127.0.0.1:{closed.server_address[1]}"
     closed.server_close()
