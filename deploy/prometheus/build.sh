@@ -10,46 +10,21 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
+label=prometheus
+# shellcheck source=../go-build.sh
+source "$here/../go-build.sh"
 
 cache=${MODELPLEX_CACHE_DIR:-$HOME/.cache/modelplex}
 root="$cache/prometheus"
 dir="$root/prometheus-$PROMETHEUS_VERSION"
 module=github.com/prometheus/prometheus
 
-say() { printf '[prometheus] %s\n' "$*" >&2; }
-fail() { say "ERROR: $*"; exit 1; }
-
-need_go() {
-    command -v go >/dev/null 2>&1 || fail "Go is not installed (needed to build Prometheus for the tests; \
-install Go >= 1.26 from your distribution or go.dev, then re-run)."
-    [ "$(go env GOPROXY)" != "off" ] || fail "GOPROXY is off: the Go module proxy is needed to fetch Prometheus' sources."
-}
-
-check_proxy() {
-    if ! GOFLAGS=-mod=mod timeout 120 go list -m "$module@$PROMETHEUS_VERSION" >/dev/null 2>&1; then
-        fail "the Go module proxy ($(go env GOPROXY)) did not answer for $module@$PROMETHEUS_VERSION; \
-check network access to it."
-    fi
-}
-
-progress() {  # turns `go install -v` package lines into a counter so a long build shows life
-    local n=0 line
-    while IFS= read -r line; do
-        n=$((n + 1))
-        case "$line" in
-            *" "*|*:*) printf '%s\n' "$line" >&2 ;;  # compiler messages; package paths have neither
-        esac
-        if [ $((n % 50)) -eq 0 ]; then say "compiled $n packages"; fi
-    done
-    say "done ($n packages)"
-}
-
 build() {
-    say "building prometheus and promtool $PROMETHEUS_VERSION (cold: 10-20 minutes on 2 cores)"
+    say "building prometheus and promtool $PROMETHEUS_VERSION (cold: about 4 minutes on 2 cores)"
     local gobin="$dir.tmp"
     rm -rf "$gobin" && mkdir -p "$gobin"
     GOBIN="$gobin" CGO_ENABLED=0 GOFLAGS=-trimpath go install -v -tags remove_all_sd -ldflags "-s -w" \
-        "$module/cmd/prometheus@$PROMETHEUS_VERSION" "$module/cmd/promtool@$PROMETHEUS_VERSION" 2>&1 | progress
+        "$module/cmd/prometheus@$PROMETHEUS_VERSION" "$module/cmd/promtool@$PROMETHEUS_VERSION" 2>&1 | progress prometheus
     [ -x "$gobin/prometheus" ] && [ -x "$gobin/promtool" ] || fail "go install left no prometheus/promtool in $gobin"
     rm -rf "$dir" && mv "$gobin" "$dir"
 }
@@ -63,7 +38,7 @@ main() {
         flock 9
     fi
     if [ ! -x "$dir/prometheus" ] || [ ! -x "$dir/promtool" ]; then
-        need_go; check_proxy; build
+        need_go Prometheus; check_proxy "$module" "$PROMETHEUS_VERSION"; build
         say "cold build took $((SECONDS - start)) s"
         printf '%s\n' "$((SECONDS - start))" >"$dir/.build-seconds"
     else

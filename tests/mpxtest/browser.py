@@ -26,8 +26,8 @@ from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.processes import Component, free_port, start, stop, wait_until
 from mpxtest.console import Seeded, seed_console_ledger
 from mpxtest.ledger import ADMIN_TOKEN, PEPPER
-from mpxtest.metricsproxy import engine_page
-from mpxtest.prometheus import MetricsPage, PrometheusServer
+from mpxtest.metricsproxy import MetricsPage, engine_page
+from mpxtest.prometheus import PrometheusServer
 
 
 @dataclass

@@ -2,7 +2,8 @@
 port, scraping what a test names every second, stopped afterwards; and its promtool.
 
 One server per test session: its targets come from files (`file_sd_configs`) that `scrape()`
-rewrites, so each test points it at the endpoints it serves (`MetricsPage`), in a group of its own.
+rewrites, so each test points it at the endpoints it serves (`metricsproxy.MetricsPage`), in a
+group of its own.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import json
 import os
 import socket
 import subprocess
-import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,37 +120,6 @@ class PrometheusServer:
             self._process.kill()
             self._process.wait(5)
         self._log.close()
-
-
-class MetricsPage:
-    """A /metrics page on its own loopback port, from `render()` at every request; `status` other
-    than 200 fails it."""
-
-    def __init__(self, render: Callable[[], str]) -> None:
-        self.render = render
-        self.status = 200
-        page = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = page.render().encode() if page.status == 200 else b"down"
-                self.send_response(page.status)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self._server.server_address[1]}"
-        self.url = f"http://{self.address}/metrics"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture(scope="session")

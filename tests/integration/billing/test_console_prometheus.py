@@ -19,8 +19,8 @@ from modelplex.billing.settings import BillingSettings
 from modelplex.gateway.metrics import GatewayMetrics
 from mpxtest.console import OPERATOR_SECRET, seed_console_ledger, sign_in
 from mpxtest.ledger import ADMIN_TOKEN, PEPPER
-from mpxtest.metricsproxy import engine_page
-from mpxtest.prometheus import MetricsPage, PrometheusServer
+from mpxtest.metricsproxy import MetricsPage, engine_page
+from mpxtest.prometheus import PrometheusServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)]
 MODEL = "llama-70b"

@@ -13,8 +13,8 @@ from modelplex.operator.autoscaler.prometheus import PrometheusSource
 from modelplex.operator.autoscaler.scrape import ScrapeSource
 from modelplex.operator.autoscaler.signals import Reading, read_pages
 from modelplex.operator.autoscaler.source import SignalSource
-from mpxtest.metricsproxy import engine_page
-from mpxtest.prometheus import MetricsPage, PrometheusServer
+from mpxtest.metricsproxy import MetricsPage, engine_page
+from mpxtest.prometheus import PrometheusServer
 from mpxtest.wait import eventually
 
 pytestmark = pytest.mark.anyio
