@@ -41,8 +41,9 @@ class Series:
 
 
 def label_literal(value: str) -> str:
-    """`value` as a PromQL string literal (double-quoted, escaped)."""
-    return json.dumps(value)
+    """`value` as a PromQL string literal (double-quoted, escaped; Go reads JSON's escapes, and other
+    characters are kept as they are)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def exact_alternatives(values: list[str]) -> str:

@@ -13,6 +13,7 @@ from modelplex.prometheus_api import (
     Series,
     exact_alternatives,
     instant_vector,
+    label_literal,
     range_matrix,
 )
 
@@ -73,6 +74,7 @@ def test_an_answer_that_is_not_a_vector_says_why(body: object, named: str) -> No
 def test_label_values_match_exactly_whatever_characters_they_hold() -> None:
     assert exact_alternatives(["10.0.0.1:8000", 'a"b\\c']) == '"10\\\\.0\\\\.0\\\\.1:8000|a\\"b\\\\\\\\c"'
     assert exact_alternatives(["x+y(1)"]) == '"x\\\\+y\\\\(1\\\\)"'
+    assert label_literal("modèle-😀") == '"modèle-😀"'
 
 
 @pytest.mark.parametrize(("url", "timeout"), [("prometheus:9090", 1.0), ("http://p:9090", 0.0)])
