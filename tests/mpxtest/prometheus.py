@@ -44,7 +44,9 @@ def _free_port() -> int:
 
 
 class PrometheusServer:
-    def __init__(self, binaries: Path, directory: Path) -> None:
+    def __init__(self, binaries: Path, directory: Path, proxy_url: str | None = None) -> None:
+        """`proxy_url`: scrape every target through this HTTP proxy (kwok's pods run nothing; a
+        `metricsproxy.MetricsProxy` answers for their addresses)."""
         self.directory = directory
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,6 +61,7 @@ class PrometheusServer:
                     "file_sd_configs": [
                         {"files": [str(self.targets / "*.json")], "refresh_interval": interval}
                     ],
+                    **({"proxy_url": proxy_url} if proxy_url else {}),
                 }
             ],
         }
