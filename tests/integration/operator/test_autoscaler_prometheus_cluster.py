@@ -13,7 +13,7 @@ import pytest
 
 from modelplex.processes import free_port
 from mpxtest.metricsproxy import MetricsProxy, engine_page
-from mpxtest.operatorproc import FAST_AUTOSCALER, OperatorProcess
+from mpxtest.operatorproc import FAST_AUTOSCALER, OperatorProcess, running_operator
 from mpxtest.prometheus import PrometheusServer
 from mpxtest.wait import eventually
 
@@ -45,12 +45,8 @@ def prometheus_operator(
         "MODELPLEX_AUTOSCALER_PROMETHEUS_MAX_AGE_SECONDS": "5",
         "MODELPLEX_OPERATOR_METRICS_BIND": f"127.0.0.1:{free_port()}",
     }
-    process = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", env)
-    process.start()
-    try:
+    with running_operator(operator_kubeconfig, tmp_path_factory, env) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
