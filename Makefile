@@ -8,12 +8,12 @@ LOCK := deploy/requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 TYPECHECK_ROOT := $(VENV)/typecheck
 
-.PHONY: up test unit fmt help install system-deps cluster-binaries engine lint typecheck pytest clean
+.PHONY: up test unit fmt help install system-deps cluster-binaries prometheus engine lint typecheck pytest clean
 
 up: install engine  ## install, then serve deploy/examples/local-smollm2.yaml on this machine (Ctrl-C stops)
 	$(BIN)/modelplex up
 
-test: install system-deps cluster-binaries engine lint pytest  ## install everything, lint, run the whole test suite
+test: install system-deps cluster-binaries prometheus engine lint pytest  ## install everything, lint, run the whole test suite
 
 unit: install lint  ## the fast loop: ruff, mypy and the unit tests (no engine, no cluster)
 	$(BIN)/pytest -q tests/unit
@@ -49,13 +49,16 @@ engine: install  ## vLLM in its own virtualenv under ~/.cache/modelplex, and the
 cluster-binaries:  ## build etcd, Kubernetes, kwok, LWS and helm into ~/.cache/modelplex (reused when present)
 	@deploy/dev-cluster/build.sh >/dev/null
 
+prometheus:  ## build prometheus and promtool into ~/.cache/modelplex (reused when present; cold: ~4 min)
+	@deploy/prometheus/build.sh >/dev/null
+
 lint: install typecheck  ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 # mypy cannot follow setuptools' editable import hook, so it reads the package through a link
 # (pyproject's mypy_path). Tests and benchmarks are read as the modules pytest and python see.
-TYPECHECK_PACKAGE := -m modelplex -m modelplex.cli -m modelplex.processes -m modelplex.logs $(addprefix -p modelplex.,crds kube manifests operator engine local devcluster gateway billing)
+TYPECHECK_PACKAGE := -m modelplex -m modelplex.cli -m modelplex.processes -m modelplex.logs -m modelplex.prometheus_api $(addprefix -p modelplex.,crds kube manifests operator engine local devcluster gateway billing)
 TYPECHECK_TESTS := -m conftest $(addprefix -p ,mpxtest unit integration e2e)
 TYPECHECK_BENCH := $(patsubst bench/%.py,-m %,$(wildcard bench/*.py))
 

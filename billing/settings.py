@@ -29,6 +29,10 @@ class BillingSettings(BaseSettings):
     admin_token: SecretStr | None = None
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     auto_migrate: bool = True
+    # Prometheus (its base URL) that scrapes the gateways and engines: the console's model page then
+    # draws queue depth and KV cache use over time. Unset: the page shows the last reading only.
+    prometheus_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+")
+    prometheus_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
     def resolved_database_url(self) -> str:
         """The configured URL, or the local stack's SQLite file."""

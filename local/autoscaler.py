@@ -22,9 +22,9 @@ from modelplex.local.workers import DeploymentState, WorkerPool
 from modelplex.operator.apply import now_rfc3339
 from modelplex.operator.autoscaler.policy import Decision, Fleet, decide
 from modelplex.operator.autoscaler.record import ModelRecord, event_message, scaling_report
-from modelplex.operator.autoscaler.scrape import Scraper
 from modelplex.operator.autoscaler.settings import AutoscalerSettings
 from modelplex.operator.autoscaler.signals import read_pages
+from modelplex.operator.autoscaler.source import SignalSource, signal_source
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ class LocalAutoscaler:
         self._pool = pool
         self._gateway_metrics = f"{gateway_url.rstrip('/')}/metrics"
         self._replicas_file = replicas_file
-        self._tokens = {} if gateway_metrics_token is None else {self._gateway_metrics: gateway_metrics_token}
+        self._gateway_metrics_token = gateway_metrics_token
         self._clock = clock
         self._records: dict[str, ModelRecord] = {}  # as the operator keeps them (the same decisions)
         self._answered: dict[str, dict[str, float]] = {}
-        self._scraper: Scraper | None = None
+        self._source: SignalSource | None = None
         self._task: asyncio.Task[None] | None = None
         self.decisions: list[tuple[str, int, int, str]] = []  # (deployment, from, to, reason)
 
@@ -60,15 +60,15 @@ class LocalAutoscaler:
 
     async def start(self) -> None:
         if self._settings.enabled:
-            self._scraper = Scraper(self._settings.scrape_timeout_seconds)
+            self._source = signal_source(self._settings, self._gateway_metrics_token)
             self._task = asyncio.create_task(self._run(), name="local-autoscaler")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._scraper is not None:
-            await self._scraper.close()
+        if self._source is not None:
+            await self._source.close()
 
     async def _run(self) -> None:
         while True:
@@ -80,10 +80,10 @@ class LocalAutoscaler:
     async def step(self, name: str, state: DeploymentState) -> Decision:
         scaling = state.template.manifest.deployment.spec.scaling
         assert scaling is not None
-        assert self._scraper is not None
+        assert self._source is not None
         ready = [w for w in state.workers if w.ready]
         engines = [f"{w.url}/metrics" for w in ready]
-        pages = await self._scraper.fetch_all([*engines, self._gateway_metrics], self._tokens)
+        pages = await self._source.pages(engines, [self._gateway_metrics])
         model = state.template.served_name
         reading = read_pages(pages, engines, [self._gateway_metrics], model, self._answered.get(name, {}))
         self._answered[name] = reading.answered

@@ -17,6 +17,7 @@ pytest_plugins: list[str] = [
     "mpxtest.metricsproxy",
     "mpxtest.operatorproc",
     "mpxtest.postgres",
+    "mpxtest.prometheus",
     "mpxtest.redis",
     "mpxtest.upstream",
 ]

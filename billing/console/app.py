@@ -19,6 +19,7 @@ from starlette.routing import Route, Router
 
 from modelplex.billing.console import charts, data
 from modelplex.billing.console.filters import Filters, next_month, previous_month, read_filters
+from modelplex.billing.console.history import load_history
 from modelplex.billing.console.render import Pages
 from modelplex.billing.console.sessions import (
     LIFETIME,
@@ -292,6 +293,14 @@ class Console:
     async def _model(self, request: Request, viewer: Viewer) -> Response:
         filters, now = self._filters(request), utcnow()
         detail = await data.model_detail(self._ledger, request.path_params["model"], filters.period, now)
+        settings = self._ledger.settings
+        history = await load_history(
+            settings.prometheus_url,
+            settings.prometheus_timeout_seconds,
+            detail.economics.model,
+            filters.period.start,
+            min(now, filters.period.end),
+        )
         return self._render(
             "model.html",
             request,
@@ -307,6 +316,7 @@ class Console:
                     [(decision.decided_at, decision.to_replicas) for decision in detail.decisions],
                 ),
                 usage_chart=charts.usage_chart(detail.days, filters.period, now),
+                history=history,
             ),
         )
 

@@ -1,7 +1,8 @@
 """Chart payloads: the JSON a page embeds for static/console.js to draw with uPlot; pure.
 
 A payload is columns, as uPlot takes them: `x` in Unix seconds, one list of values per series.
-Days without usage are filled with zeros so a bar chart shows the gap rather than hiding it.
+Days without usage are filled with zeros so a bar chart shows the gap rather than hiding it; a line
+over time from Prometheus has null where nothing was measured (a gap, not a zero).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Literal
 from modelplex.billing.periods import Period
 from modelplex.billing.usage import DayUsage
 
-Kind = Literal["bars", "steps"]
+Kind = Literal["bars", "steps", "lines"]
 
 
 def chart(
@@ -71,3 +72,20 @@ def replicas_chart(
         marks = [wanted.get(moment) for moment in moments]
         payload["series"].append({"label": "autoscaler asked for", "values": marks, "marks": True})
     return payload
+
+
+def timeline_chart(
+    title: str, series: dict[str, dict[float, float]], first: float, last: float, step: float
+) -> dict[str, Any]:
+    """Lines over the evaluation moments `first`, `first + step`, ... `last` (Unix seconds); each
+    series maps a moment to its value, and a moment it lacks is drawn as a gap."""
+    moments = [first + index * step for index in range(round((last - first) / step) + 1)]
+    return {
+        "title": title,
+        "kind": "lines",
+        "x": [round(moment) for moment in moments],
+        "series": [
+            {"label": label, "values": [values.get(moment) for moment in moments]}
+            for label, values in series.items()
+        ],
+    }

@@ -10,6 +10,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
+label=dev-cluster
+# shellcheck source=../go-build.sh
+source "$here/../go-build.sh"
 
 cache=${MODELPLEX_CACHE_DIR:-$HOME/.cache/modelplex}
 root="$cache/cluster"
@@ -19,25 +22,6 @@ kwok_dir="$root/kwok-$KWOK_VERSION"
 lws_dir="$root/lws-$LWS_VERSION"
 helm_dir="$root/helm-$HELM_VERSION"
 bin="$root/bin-k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-lws-$LWS_VERSION-helm-$HELM_VERSION"
-
-say() { printf '[dev-cluster] %s\n' "$*" >&2; }
-fail() { say "ERROR: $*"; exit 1; }
-
-need_go() {
-    command -v go >/dev/null 2>&1 || fail "Go is not installed (needed to build the test control plane; \
-install Go >= 1.26 from your distribution or go.dev, then re-run)."
-    local proxy
-    proxy=$(go env GOPROXY)
-    [ "$proxy" != "off" ] || fail "GOPROXY is off: the Go module proxy is needed to fetch Kubernetes sources."
-}
-
-check_proxy() {
-    # A cheap look-up that fails fast when the module proxy is unreachable.
-    if ! GOFLAGS=-mod=mod timeout 120 go list -m "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null 2>&1; then
-        fail "the Go module proxy ($(go env GOPROXY)) did not answer for k8s.io/kubernetes@$KUBERNETES_VERSION; \
-check network access to it."
-    fi
-}
 
 stamp() {
     local minor=${KUBERNETES_VERSION#v1.}
@@ -79,18 +63,6 @@ go_install() {  # name module-path version output-folder output-name
     mkdir -p "$dir" && mv "$gobin"/* "$dir/$out" && rmdir "$gobin"
 }
 
-progress() {  # turns `go build -v` package lines into a counter so long builds show life
-    local label=$1 n=0 line
-    while IFS= read -r line; do
-        n=$((n + 1))
-        case "$line" in
-            *" "*|*:*) printf '%s\n' "$line" >&2 ;;  # compiler messages; package paths have neither
-        esac
-        if [ $((n % 50)) -eq 0 ]; then say "$label: compiled $n packages"; fi
-    done
-    say "$label: done ($n packages)"
-}
-
 module_dir() {  # module version -> its source folder in the module cache
     local dir
     dir=$(cd "$(mktemp -d)" && go mod download -json "$1@$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
@@ -126,19 +98,20 @@ main() {
         flock 9
     fi
     if [ ! -x "$k8s_dir/kube-apiserver" ]; then
-        need_go; check_proxy; build_kubernetes; built=1
+        need_go "the test control plane"; check_proxy k8s.io/kubernetes "$KUBERNETES_VERSION"
+        build_kubernetes; built=1
     fi
     if [ ! -x "$kwok_dir/kwok" ]; then
-        need_go; go_install kwok "sigs.k8s.io/kwok/cmd/kwok" "$KWOK_VERSION" "$kwok_dir" kwok; built=1
+        need_go "the test control plane"; go_install kwok "sigs.k8s.io/kwok/cmd/kwok" "$KWOK_VERSION" "$kwok_dir" kwok; built=1
     fi
     if [ ! -x "$lws_dir/lws-controller" ]; then
-        need_go; build_lws; built=1
+        need_go "the test control plane"; build_lws; built=1
     fi
     if [ ! -d "$lws_dir/lws-crds" ] || [ ! -d "$kwok_dir/kwok-stages" ]; then
-        need_go; release_manifests; built=1
+        need_go "the test control plane"; release_manifests; built=1
     fi
     if [ ! -x "$helm_dir/helm" ]; then
-        need_go; go_install helm "helm.sh/helm/v3/cmd/helm" "$HELM_VERSION" "$helm_dir" helm; built=1
+        need_go "the test control plane"; go_install helm "helm.sh/helm/v3/cmd/helm" "$HELM_VERSION" "$helm_dir" helm; built=1
     fi
     mkdir -p "$bin"
     local item

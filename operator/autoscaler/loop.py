@@ -2,8 +2,9 @@
 decided and, when the decision differs from spec.replicas, scaled through the scale subresource.
 
 Inputs come from the operator's own watched view (the Store: spec, workload status, pods with their
-addresses) plus two scrapes: each ready serving pod's /metrics, and each ready gateway endpoint's
-/metrics (the EndpointSlices of the gateway Service, watched here). Outputs: spec.replicas (its own
+addresses) plus the series of two kinds of target: each ready serving pod's /metrics, and each ready
+gateway endpoint's /metrics (the EndpointSlices of the gateway Service, watched here), scraped or
+read from Prometheus (`source.py`). Outputs: spec.replicas (its own
 field manager), an Event per change, and a `ScalingView` per model that the controller puts into
 the status; a change of view queues the model for a reconcile.
 """
@@ -28,9 +29,9 @@ from modelplex.operator.apply import Applier, now_rfc3339
 from modelplex.operator.autoscaler.metrics import AutoscalerMetrics
 from modelplex.operator.autoscaler.policy import Decision, Fleet, Signals, decide
 from modelplex.operator.autoscaler.record import ModelRecord, ScalingView, event_message, scaling_report
-from modelplex.operator.autoscaler.scrape import Scraper
 from modelplex.operator.autoscaler.settings import AutoscalerSettings
 from modelplex.operator.autoscaler.signals import read_pages
+from modelplex.operator.autoscaler.source import signal_source
 from modelplex.operator.settings import OperatorSettings
 from modelplex.operator.status import PodState, Transition, counts
 from modelplex.operator.store import Key, Store
@@ -77,7 +78,8 @@ class Autoscaler:
         self.on_view_change = on_view_change
         self.clock = clock
         self.records: dict[Key, ModelRecord] = {}
-        self.scraper = Scraper(scaling.scrape_timeout_seconds)
+        secret = settings.gateway_metrics_token
+        self.source = signal_source(scaling, secret.get_secret_value() if secret is not None else None)
         self.metrics = AutoscalerMetrics()
         self.policy = scaling.policy()
 
@@ -102,7 +104,7 @@ class Autoscaler:
             if watching:
                 watching.cancel()
                 await asyncio.gather(watching, return_exceptions=True)
-            await self.scraper.close()
+            await self.source.close()
 
     async def step_all(self) -> None:
         keys = self.store.deployment_keys()
@@ -153,9 +155,7 @@ class Autoscaler:
         port = self.settings.engine_metrics_port
         engines = [f"http://{pod.ip}:{port}/metrics" for pod in pods if pod.serving and pod.ready and pod.ip]
         gateways = [f"{url}/metrics" for url in self.gateways.urls()] if self.gateways else []
-        secret = self.settings.gateway_metrics_token
-        tokens = dict.fromkeys(gateways, secret.get_secret_value()) if secret is not None else {}
-        pages = await self.scraper.fetch_all([*engines, *gateways], tokens)
+        pages = await self.source.pages(engines, gateways)
         reading = read_pages(pages, engines, gateways, md.served_name, record.answered)
         record.answered = reading.answered
         return reading.signals

@@ -43,3 +43,19 @@ class Scraper:
         fetches = (self.fetch(url, tokens.get(url)) for url in wanted)
         pages = await asyncio.gather(*fetches, return_exceptions=True)
         return dict(zip(wanted, pages, strict=True))
+
+
+class ScrapeSource:
+    """The pages of engines and gateways, fetched from each (the default signal source); the
+    gateways' pages with their bearer token when one is set."""
+
+    def __init__(self, timeout_seconds: float, gateway_token: str | None = None) -> None:
+        self.scraper = Scraper(timeout_seconds)
+        self.gateway_token = gateway_token
+
+    async def close(self) -> None:
+        await self.scraper.close()
+
+    async def pages(self, engines: list[str], gateways: list[str]) -> dict[str, str | BaseException]:
+        tokens = dict.fromkeys(gateways, self.gateway_token) if self.gateway_token is not None else {}
+        return await self.scraper.fetch_all([*engines, *gateways], tokens)

@@ -21,6 +21,12 @@ class AutoscalerSettings(BaseSettings):
     panic_window_seconds: float = Field(default=6.0, gt=0)
     scale_down_window_seconds: float = Field(default=300.0, ge=0)
     tolerance: float = Field(default=0.1, ge=0, lt=1)
+    # Read the signals from this Prometheus (its base URL, e.g. http://prometheus.monitoring:9090)
+    # instead of scraping every engine and gateway; unset: scrape them.
+    prometheus_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+")
+    # With prometheus_url: a target whose newest sample in Prometheus is older than this is
+    # unreadable (keep it above Prometheus' scrape interval).
+    prometheus_max_age_seconds: float = Field(default=60.0, gt=0)
 
     def policy(self) -> PolicySettings:
         return PolicySettings(

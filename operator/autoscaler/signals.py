@@ -6,6 +6,9 @@ at all while the model is at zero), `modelplex_gateway_in_flight{model,replica}`
 requests `modelplex_gateway_requests_total{model}` (their growth between two readings is the
 arrivals). A page that cannot be fetched or parsed makes the whole reading unreadable: a missing
 replica's load is unknown, not zero.
+
+The same series may come from a Prometheus that scraped these pages (`prometheus.py`): each target
+is then an `Exposed` (its samples, already parsed), read by the same functions.
 """
 
 from __future__ import annotations
@@ -45,23 +48,31 @@ class GatewayReading:
     answered: float  # cumulative: requests answered since the gateway started
 
 
-def _parsed(text: str) -> tuple[set[str], list[tuple[str, Mapping[str, str], float]]]:
-    """The metric families a page declares, and its samples."""
+@dataclass(frozen=True)
+class Exposed:
+    """What one target exposes: the metric families it declares and its samples (name, labels,
+    value)."""
+
+    declared: frozenset[str]
+    samples: tuple[tuple[str, Mapping[str, str], float], ...]
+
+
+def exposed(page: str | Exposed) -> Exposed:
+    """A page's families and samples (a page already read is returned as it is)."""
+    if isinstance(page, Exposed):
+        return page
     try:
-        families = list(text_string_to_metric_families(text))
+        families = list(text_string_to_metric_families(page))
     except (ValueError, TypeError, IndexError) as error:
         raise UnreadableMetrics(str(error)) from None
-    samples: list[tuple[str, Mapping[str, str], float]] = [
-        (s.name, s.labels, s.value) for family in families for s in family.samples
-    ]
-    return {family.name for family in families}, samples
+    samples = tuple((s.name, s.labels, s.value) for family in families for s in family.samples)
+    return Exposed(frozenset(family.name for family in families), samples)
 
 
-def engine_reading(text: str) -> EngineReading:
+def engine_reading(page: str | Exposed) -> EngineReading:
     """One engine process's load (its only model: one vLLM serves one model)."""
     totals: dict[str, float] = {}
-    _, samples = _parsed(text)
-    for name, _, value in samples:
+    for name, _, value in exposed(page).samples:
         if name in (WAITING, RUNNING, KV_CACHE):
             totals[name] = totals.get(name, 0.0) + value
     if WAITING not in totals or RUNNING not in totals:
@@ -69,9 +80,9 @@ def engine_reading(text: str) -> EngineReading:
     return EngineReading(totals[WAITING], totals[RUNNING], totals.get(KV_CACHE))
 
 
-def gateway_reading(text: str, model: str) -> GatewayReading:
+def gateway_reading(page: str | Exposed, model: str) -> GatewayReading:
     """What one gateway holds and has in flight for `model` (the name tenants send)."""
-    declared, samples = _parsed(text)
+    declared, samples = (found := exposed(page)).declared, found.samples
     if QUEUED not in declared:
         raise UnreadableMetrics(f"no {QUEUED}: is this a Modelplex gateway's /metrics page?")
     queued = in_flight = answered = 0.0
@@ -121,13 +132,14 @@ class Reading:
 
 
 def read_pages(
-    pages: Mapping[str, str | BaseException],
+    pages: Mapping[str, str | Exposed | BaseException],
     engines: Iterable[str],
     gateways: Iterable[str],
     model: str,
     answered_before: Mapping[str, float],
 ) -> Reading:
-    """The model's signals from the fetched pages (a page is its text, or why it could not be had)."""
+    """The model's signals from the fetched pages (a page is its text or its series, or why it could
+    not be had)."""
     unreadable: list[str] = []
     engine_readings = [r for url in engines if (r := _page(pages[url], engine_reading, url, unreadable))]
     gateway_readings: dict[str, GatewayReading] = {}
@@ -141,7 +153,10 @@ def read_pages(
 
 
 def _page(
-    page: str | BaseException, parse: Callable[[str], Parsed], url: str, unreadable: list[str]
+    page: str | Exposed | BaseException,
+    parse: Callable[[str | Exposed], Parsed],
+    url: str,
+    unreadable: list[str],
 ) -> Parsed | None:
     """The parsed page, or None with the reason added to `unreadable`."""
     try:

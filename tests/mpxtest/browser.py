@@ -22,9 +22,12 @@ from playwright.sync_api import Browser, sync_playwright
 
 from modelplex.billing.ledger import opened
 from modelplex.billing.settings import BillingSettings
+from modelplex.gateway.metrics import GatewayMetrics
 from modelplex.processes import Component, free_port, start, stop, wait_until
 from mpxtest.console import Seeded, seed_console_ledger
 from mpxtest.ledger import ADMIN_TOKEN, PEPPER
+from mpxtest.metricsproxy import MetricsPage, engine_page
+from mpxtest.prometheus import PrometheusServer
 
 
 @dataclass
@@ -58,10 +61,32 @@ async def _seed(settings: BillingSettings) -> Seeded:
 
 
 @pytest.fixture(scope="module")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
-    """`modelplex ledger serve` on a free loopback port over a freshly seeded SQLite ledger."""
+def load_pages(prometheus: PrometheusServer) -> Iterator[None]:
+    """llama-70b's engines and a gateway holding its requests, scraped by the session's Prometheus
+    while the module runs (the model page draws them over time)."""
+    gateway = GatewayMetrics()
+    gateway.queue_depth.labels("llama-70b").set(5)
+    pages = [
+        MetricsPage(lambda: engine_page(waiting=2, running=6, kv_cache=0.5, model="llama-70b")),
+        MetricsPage(lambda: gateway.render().decode()),
+    ]
+    prometheus.scrape("browser", [page.address for page in pages])
+    prometheus.wait_scraped([page.address for page in pages])
+    yield
+    prometheus.scrape("browser", [])
+    for page in pages:
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def console_server(
+    tmp_path_factory: pytest.TempPathFactory, prometheus: PrometheusServer, load_pages: None
+) -> Iterator[ConsoleServer]:
+    """`modelplex ledger serve` on a free loopback port over a freshly seeded SQLite ledger, with the
+    session's Prometheus for the model page's charts over time."""
     where = tmp_path_factory.mktemp("console")
     env = {
+        "MODELPLEX_BILLING_PROMETHEUS_URL": prometheus.url,
         "MODELPLEX_DATABASE_URL": f"sqlite:///{where / 'ledger.db'}",
         "MODELPLEX_BILLING_STATE_DIR": str(where / "state"),
         "MODELPLEX_BILLING_KEY_PEPPER": PEPPER,

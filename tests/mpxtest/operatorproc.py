@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -68,16 +69,25 @@ class OperatorProcess:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def operator(
-    operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_operator(
+    kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory, env: dict[str, str] | None = None
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    """`modelplex operator run` with `env`, logging into a folder of its own, stopped afterwards."""
+    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", env)
     process.start()
     try:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    with running_operator(operator_kubeconfig, tmp_path_factory) as process:
+        yield process
 
 
 # An autoscaler that decides every second on windows of seconds, so a test sees it act in seconds.

@@ -24,11 +24,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "crds": frozenset(),
     "kube": frozenset({"crds"}),
     "manifests": frozenset({"crds"}),
-    "billing": frozenset({"crds"}),
+    "billing": frozenset({"crds", "prometheus_api"}),
     "processes": frozenset(),
     "logs": frozenset(),
+    "prometheus_api": frozenset(),
     "engine": frozenset({"crds", "processes"}),
-    "operator": frozenset({"crds", "kube", "engine", "logs"}),
+    "operator": frozenset({"crds", "kube", "engine", "logs", "prometheus_api"}),
     "gateway": frozenset({"crds", "kube", "billing.contracts", "logs"}),
     "devcluster": frozenset({"kube", "crds", "processes"}),
     "local": EVERYTHING,
@@ -150,5 +151,5 @@ def test_relative_and_root_package_imports_are_resolved() -> None:
     found = Import(module, operator_module, 2, "gateway.app")
     assert violation(found) == (
         "operator/controller.py:2 (operator.controller) imports modelplex.gateway.app; "
-        "rule: operator may import crds, engine, kube, logs"
+        "rule: operator may import crds, engine, kube, logs, prometheus_api"
     )

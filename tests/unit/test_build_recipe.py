@@ -1,4 +1,5 @@
-"""deploy/dev-cluster/build.sh: pinned versions agree, and a missing toolchain is named."""
+"""deploy/dev-cluster/build.sh and deploy/prometheus/build.sh: pinned versions agree, and a missing
+toolchain or module proxy is named."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import modelplex
 
 RECIPE = Path(modelplex.__file__).parent / "deploy" / "dev-cluster"
+PROMETHEUS_RECIPE = Path(modelplex.__file__).parent / "deploy" / "prometheus"
+RECIPES = pytest.mark.parametrize("recipe", [RECIPE, PROMETHEUS_RECIPE], ids=["dev-cluster", "prometheus"])
 
 
 def _versions() -> dict[str, str]:
@@ -35,10 +40,10 @@ def test_versions_agree_with_the_wrapper_modules() -> None:
     assert {version for _, version in staging} == {f"v0.{minor}"}
 
 
-def _build(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _build(tmp_path: Path, recipe: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "MODELPLEX_CACHE_DIR": str(tmp_path / "cache"), **env}
     return subprocess.run(
-        ["bash", str(RECIPE / "build.sh")],
+        ["bash", str(recipe / "build.sh")],
         env=environment,
         capture_output=True,
         text=True,
@@ -47,27 +52,34 @@ def _build(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_missing_go_is_named(tmp_path: Path) -> None:
+@RECIPES
+def test_missing_go_is_named(tmp_path: Path, recipe: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("bash", "date", "dirname", "mkdir", "rm", "mv", "ln", "cat", "sed", "basename", "mktemp"):
         found = shutil.which(tool)
         assert found
         (bin_dir / tool).symlink_to(found)
-    result = _build(tmp_path, PATH=str(bin_dir))
+    result = _build(tmp_path, recipe, PATH=str(bin_dir))
     assert result.returncode != 0
     assert "Go is not installed" in result.stderr
 
 
-def test_unreachable_module_proxy_is_named(tmp_path: Path) -> None:
+@RECIPES
+def test_unreachable_module_proxy_is_named(tmp_path: Path, recipe: Path) -> None:
     result = _build(
-        tmp_path, GOPROXY="http://127.0.0.1:9", GOMODCACHE=str(tmp_path / "modcache"), GOFLAGS="-modcacherw"
+        tmp_path,
+        recipe,
+        GOPROXY="http://127.0.0.1:9",
+        GOMODCACHE=str(tmp_path / "modcache"),
+        GOFLAGS="-modcacherw",
     )
     assert result.returncode != 0
     assert "Go module proxy (http://127.0.0.1:9) did not answer" in result.stderr
 
 
-def test_proxy_switched_off_is_named(tmp_path: Path) -> None:
-    result = _build(tmp_path, GOPROXY="off")
+@RECIPES
+def test_proxy_switched_off_is_named(tmp_path: Path, recipe: Path) -> None:
+    result = _build(tmp_path, recipe, GOPROXY="off")
     assert result.returncode != 0
     assert "GOPROXY is off" in result.stderr

@@ -1,6 +1,7 @@
 // Draws every chart a page embeds: <figure class="chart" data-chart="ID"> holding
 // <script type="application/json" id="ID"> with {title, kind, x: [unix seconds], series: [{label, values}]}
-// (a series with `marks` is drawn as points where its values are not null).
+// (a series with `marks` is drawn as points where its values are not null; kind "lines" leaves a gap
+// where a value is null).
 "use strict";
 
 const COLOURS = ["#2f6fdf", "#e0803a", "#3aa676", "#b04fc0"];
@@ -16,14 +17,15 @@ function seriesOptions(payload) {
     }
     const paths = payload.kind === "bars"
       ? uPlot.paths.bars({ size: [twoBars ? 0.4 : 0.7, 40], align: twoBars ? (index === 0 ? -1 : 1) : 0 })
-      : uPlot.paths.stepped({ align: 1 });
+      : payload.kind === "lines" ? uPlot.paths.linear() : uPlot.paths.stepped({ align: 1 });
     return {
       label: series.label,
       stroke: colour,
       fill: payload.kind === "bars" ? colour + "cc" : colour + "22",
       width: payload.kind === "bars" ? 0 : 2,
       paths: paths,
-      points: { show: false },
+      // Lines from Prometheus may be sparse (a measurement between gaps): their points are shown.
+      points: payload.kind === "lines" ? { show: true, size: 4, fill: colour } : { show: false },
     };
   });
 }

@@ -100,8 +100,13 @@ def test_the_operator_goes_through_every_page(
     assert page.locator("#models tbody tr").count() == 3
     _shoot(page, "models", tmp_path)
     page.click("#models >> text=llama-70b")
-    assert _charts_drawn(page) == 2
+    assert _charts_drawn(page) == 2  # last month: Prometheus holds nothing of it, and says so
+    assert "holds no queue or KV cache series" in page.locator("#load-history").inner_text()
+    page.goto("/admin/models/llama-70b")  # this month: queue and KV use over time, from Prometheus
+    assert _charts_drawn(page) == 4
+    assert page.locator("#load-history figure.chart canvas").count() == 2
     _shoot(page, "model", tmp_path)
+    page.go_back()  # to last month, which the filters below carry on
 
     page.click("nav >> text=Invoices")
     _shoot(page, "invoices", tmp_path)

@@ -20,7 +20,7 @@ from kubernetes import client
 from modelplex.processes import free_port
 from mpxtest.ledger import ADMIN_TOKEN, PEPPER
 from mpxtest.metricsproxy import MetricsProxy, engine_page
-from mpxtest.operatorproc import FAST_AUTOSCALER, MODELPLEX, Kit, OperatorProcess
+from mpxtest.operatorproc import FAST_AUTOSCALER, MODELPLEX, Kit, OperatorProcess, running_operator
 from mpxtest.wait import eventually
 
 pytestmark = pytest.mark.cluster
@@ -81,12 +81,8 @@ def reporting_operator(
         "MODELPLEX_OPERATOR_LEDGER_ADMIN_TOKEN": ADMIN_TOKEN,
         "MODELPLEX_OPERATOR_CAPACITY_REPORT_SECONDS": "2",
     }
-    process = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", env)
-    process.start()
-    try:
+    with running_operator(operator_kubeconfig, tmp_path_factory, env) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def all_intervals(ledger_api: str) -> list[Row]:
