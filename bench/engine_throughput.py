@@ -114,11 +114,16 @@ def start_engine(settings: engines.EngineSettings, logs: Path) -> tuple[Componen
 
 
 def start_gateway(
-    engine_urls: list[str], work: Path, routing: str | None = None, name: str = "gateway"
+    engine_urls: list[str],
+    work: Path,
+    routing: str | None = None,
+    name: str = "gateway",
+    settings: dict[str, str] | None = None,
 ) -> tuple[Component, str]:
     """`modelplex gateway run` on a static discovery file: `smollm2` on `engine_urls` (routed by the
     `routing` policy, else the default) as replica-0, replica-1, ... (ids that do not depend on the
-    ports, so a hash ring over them is the same in every run), one tenant key; its log is WORK/NAME.log."""
+    ports, so a hash ring over them is the same in every run), one tenant key; its log is WORK/NAME.log.
+    `settings`: more MODELPLEX_GATEWAY_* variables."""
     config = work / f"{name}-discovery.yaml"
     endpoints = [{"url": url, "id": f"replica-{i}"} for i, url in enumerate(engine_urls)]
     model: dict[str, object] = {"name": "smollm2", "endpoints": endpoints}
@@ -127,7 +132,7 @@ def start_gateway(
     config.write_text(yaml.safe_dump({"models": [model], "tenants": [{"name": "bench", "keys": [KEY]}]}))
     port = free_port()
     cli = Path(sys.executable).parent / "modelplex"
-    env = {"MODELPLEX_GATEWAY_JOURNAL_DIR": str(work / f"{name}-journal")}
+    env = {"MODELPLEX_GATEWAY_JOURNAL_DIR": str(work / f"{name}-journal"), **(settings or {})}
     argv = [str(cli), "gateway", "run", "--port", str(port), "--config", str(config)]
     process = start(name, argv, work, env=env)
     url = f"http://127.0.0.1:{port}"

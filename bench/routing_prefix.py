@@ -13,12 +13,14 @@ nothing else. Two workloads:
   its own short question, as chat products send;
 - unique: the same lengths, but every request has its own system prompt (nothing to share).
 
-Each replica's KV cache is `--kv-blocks` blocks, so that one replica holds about half of the shared
-workload's system prompts and both together hold all of them: prefix affinity can only help when the
-prefixes in use do not all fit in every replica's cache (otherwise round-robin's hit rate catches up
-after one miss per prompt and replica). Per policy it prints throughput, TTFT p50/p95, successes, and
-`vllm:prefix_cache_hits_total` / `vllm:prefix_cache_queries_total` (tokens) scraped from each engine's
-/metrics before and after. Prints numbers; asserts nothing.
+Each replica's KV cache is `--kv-cache-tokens` (default 9,216: 72 blocks of 128), so that one
+replica holds about half of the shared workload's system prompts (8 x ~1,550 tokens) next to the
+requests it runs, and both together hold all of them. That is the case prefix affinity is for: when
+every prompt fits in every replica's cache, round-robin's hit rate catches up after one miss per
+prompt and replica (`--kv-cache-tokens 0` keeps vLLM's 1 GiB, ~46,600 tokens, and shows it). Per
+policy it prints successes, throughput, TTFT mean/p50/p95, `vllm:prefix_cache_hits_total` /
+`vllm:prefix_cache_queries_total` (tokens) and `vllm:request_success_total` per replica, scraped
+from each engine's /metrics before and after. Prints numbers; asserts nothing.
 
 Usage: flock /tmp/modelplex-heavy.lock .venv/bin/python bench/routing_prefix.py [--smoke]
 """
@@ -51,13 +53,15 @@ from modelplex.processes import Component, free_port, start, stop, wait_until
 MODEL = "smollm2"
 BLOCK_TOKENS = 128  # vLLM's default KV block on CPU; prefix-cache hits come in whole blocks
 POLICIES = ("round-robin", "least-load", "prefix-affinity")
+# The gateway without scraping the engines' /metrics: load is its own in-flight count alone.
+UNSCRAPED = {"MODELPLEX_GATEWAY_SCRAPE_INTERVAL_SECONDS": "0"}
 COUNTERS = (
     "vllm:prefix_cache_hits_total",
     "vllm:prefix_cache_queries_total",
     "vllm:request_success_total",
 )
 # Plain words, so that a prompt's length in tokens is close to its length in words.
-WORDS = (
+VOCABULARY = (
     "account answer ask billing care case check clear client close contact cost customer data date "
     "detail device email error explain fact feature file first follow form give guide help home issue "
     "item keep kind last learn list local make manage message money name need next note number offer "
@@ -65,7 +69,8 @@ WORDS = (
     "reason record refund reply report request return review rule safe save service share short simple "
     "small solve start state step store support system team time total track update user value verify "
     "wait warranty work write"
-).split()
+)
+WORDS = VOCABULARY.split()
 
 Messages = list[ChatCompletionMessageParam]
 
@@ -242,10 +247,11 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 @dataclass(frozen=True)
 class Result:
-    policy: str
+    label: str
     succeeded: int
     sent: int
     seconds: float
+    ttft_mean: float
     ttft_p50: float
     ttft_p95: float
     hits: tuple[float, ...]  # per replica, tokens
@@ -261,12 +267,32 @@ class Result:
         return sum(self.hits) / max(1.0, sum(self.queries))
 
 
+@dataclass(frozen=True)
+class Contestant:
+    label: str
+    policy: str
+    settings: dict[str, str]
+
+
+def contestants(unscraped_too: bool) -> list[Contestant]:
+    chosen = [Contestant(policy, policy, {}) for policy in POLICIES]
+    if unscraped_too:
+        chosen += [Contestant(f"{p}, no scrape", p, UNSCRAPED) for p in ("least-load", "prefix-affinity")]
+    return chosen
+
+
 async def run_policy(
-    policy: str, workload: Workload, replicas: Sequence[Replica], args: argparse.Namespace, work: Path
+    contestant: Contestant,
+    workload: Workload,
+    replicas: Sequence[Replica],
+    args: argparse.Namespace,
+    work: Path,
 ) -> Result:
     for replica in replicas:
         reset_prefix_cache(replica.url)
-    gateway, url = start_gateway([r.url for r in replicas], work, policy, f"gateway-{workload.name}-{policy}")
+    name = f"gateway-{workload.name}-{contestant.label.replace(', ', '-').replace(' ', '-')}"
+    urls = [r.url for r in replicas]
+    gateway, url = start_gateway(urls, work, contestant.policy, name, contestant.settings)
     try:
         before = [scrape(r.url) for r in replicas]
         outcomes, seconds = await drive(url, workload, args.concurrency, args.max_tokens)
@@ -275,17 +301,18 @@ async def run_policy(
         stop([gateway], grace_seconds=30)
     errors = [o.error for o in outcomes if o.error is not None]
     if errors:
-        print(f"  {policy}: {len(errors)} failed, first: {errors[0]}")
+        print(f"  {contestant.label}: {len(errors)} failed, first: {errors[0]}")
     ttfts = [o.ttft for o in outcomes if o.ttft is not None]
 
     def delta(name: str) -> tuple[float, ...]:
         return tuple(a[name] - b[name] for a, b in zip(after, before, strict=True))
 
     return Result(
-        policy=policy,
+        label=contestant.label,
         succeeded=len(ttfts),
         sent=len(outcomes),
         seconds=seconds,
+        ttft_mean=statistics.mean(ttfts) if ttfts else float("nan"),
         ttft_p50=statistics.median(ttfts) if ttfts else float("nan"),
         ttft_p95=percentile(ttfts, 0.95) if ttfts else float("nan"),
         hits=delta("vllm:prefix_cache_hits_total"),
@@ -294,25 +321,29 @@ async def run_policy(
     )
 
 
+HEADER = "ok/sent | wall s | req/s | TTFT mean / p50 / p95 ms | cache hits / queries (tokens) | per replica"
+
+
 def report(workload: Workload, results: Sequence[Result]) -> None:
-    print(
-        f"| {workload.name} | ok/sent | wall s | req/s | TTFT p50 ms | TTFT p95 ms | cache hits/queries (tokens) | requests per replica |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {workload.name} | {HEADER} |")
+    print("|---" * (HEADER.count("|") + 2) + "|")
     for r in results:
+        ttft = " / ".join(f"{t * 1000:.0f}" for t in (r.ttft_mean, r.ttft_p50, r.ttft_p95))
         hits = f"{sum(r.hits):,.0f} / {sum(r.queries):,.0f} ({r.hit_rate:.0%})"
         split = " + ".join(f"{s:.0f}" for s in r.served)
         print(
-            f"| {r.policy} | {r.succeeded}/{r.sent} | {r.seconds:.1f} | {r.throughput:.2f} | "
-            f"{r.ttft_p50 * 1000:.0f} | {r.ttft_p95 * 1000:.0f} | {hits} | {split} |"
+            f"| {r.label} | {r.succeeded}/{r.sent} | {r.seconds:.1f} | {r.throughput:.2f} | {ttft} | "
+            f"{hits} | {split} |"
         )
-    by_name = {r.policy: r for r in results}
+    by_name = {r.label: r for r in results}
     affinity = by_name["prefix-affinity"]
     for other in ("round-robin", "least-load"):
         base = by_name[other]
+        ratios = (base.ttft_mean / affinity.ttft_mean, base.ttft_p50 / affinity.ttft_p50)
         print(
-            f"prefix-affinity vs {other}: throughput x{affinity.throughput / base.throughput:.2f}, "
-            f"TTFT p50 x{base.ttft_p50 / affinity.ttft_p50:.2f} faster, p95 x{base.ttft_p95 / affinity.ttft_p95:.2f} faster"
+            f"prefix-affinity vs {other}: throughput x{affinity.throughput / base.throughput:.2f}; "
+            f"TTFT mean, p50, p95 x{ratios[0]:.2f}, x{ratios[1]:.2f}, "
+            f"x{base.ttft_p95 / affinity.ttft_p95:.2f} shorter"
         )
     print(flush=True)
 
@@ -330,9 +361,9 @@ async def measure(
             flush=True,
         )
         results = []
-        for policy in POLICIES:
-            results.append(await run_policy(policy, workload, replicas, args, work))
-            print(f"  {policy} done in {results[-1].seconds:.0f} s", flush=True)
+        for contestant in contestants(args.unscraped_too):
+            results.append(await run_policy(contestant, workload, replicas, args, work))
+            print(f"  {contestant.label} done in {results[-1].seconds:.0f} s", flush=True)
         report(workload, results)
 
 
@@ -343,16 +374,21 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument(
+        "--unscraped-too",
+        action="store_true",
+        help="also least-load and prefix-affinity on a gateway that does not scrape the engines' load",
+    )
+    parser.add_argument(
         "--system-prompts", type=int, default=8, help="distinct system prompts (shared workload)"
     )
-    parser.add_argument("--prompt-words", type=int, default=700, help="words per system prompt")
+    parser.add_argument("--prompt-words", type=int, default=1500, help="words per system prompt")
     parser.add_argument("--question-words", type=int, default=24, help="words per user question")
-    parser.add_argument("--requests", type=int, default=96, help="requests per policy and workload")
+    parser.add_argument("--requests", type=int, default=128, help="requests per policy and workload")
     parser.add_argument("--concurrency", type=int, default=6)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--max-model-len", type=int, default=2048)
     parser.add_argument(
-        "--kv-cache-tokens", type=int, default=0, help="KV cache per replica (0: VLLM_CPU_KVCACHE_SPACE's)"
+        "--kv-cache-tokens", type=int, default=9216, help="KV cache per replica (0: VLLM_CPU_KVCACHE_SPACE's)"
     )
     args = parser.parse_args()
     if args.smoke:
