@@ -14,7 +14,7 @@ nothing else. Two workloads:
 - unique: the same lengths, but every request has its own system prompt (nothing to share).
 
 Each replica's KV cache is `--kv-cache-tokens` (default 9,216: 72 blocks of 128), so that one
-replica holds about half of the shared workload's system prompts (8 x ~1,550 tokens) next to the
+replica holds about half of the shared workload's system prompts (8 x ~1,530 tokens) next to the
 requests it runs, and both together hold all of them. That is the case prefix affinity is for: when
 every prompt fits in every replica's cache, round-robin's hit rate catches up after one miss per
 prompt and replica (`--kv-cache-tokens 0` keeps vLLM's 1 GiB, ~46,600 tokens, and shows it). Per
