@@ -113,15 +113,28 @@ def start_engine(settings: engines.EngineSettings, logs: Path) -> tuple[Componen
     return process, url
 
 
-def start_gateway(engine_url: str, work: Path) -> tuple[Component, str]:
-    config = work / "discovery.yaml"
-    models = [{"name": "smollm2", "endpoints": [{"url": engine_url}]}]
-    config.write_text(yaml.safe_dump({"models": models, "tenants": [{"name": "bench", "keys": [KEY]}]}))
+def start_gateway(
+    engine_urls: list[str],
+    work: Path,
+    routing: str | None = None,
+    name: str = "gateway",
+    settings: dict[str, str] | None = None,
+) -> tuple[Component, str]:
+    """`modelplex gateway run` on a static discovery file: `smollm2` on `engine_urls` (routed by the
+    `routing` policy, else the default) as replica-0, replica-1, ... (ids that do not depend on the
+    ports, so a hash ring over them is the same in every run), one tenant key; its log is WORK/NAME.log.
+    `settings`: more MODELPLEX_GATEWAY_* variables."""
+    config = work / f"{name}-discovery.yaml"
+    endpoints = [{"url": url, "id": f"replica-{i}"} for i, url in enumerate(engine_urls)]
+    model: dict[str, object] = {"name": "smollm2", "endpoints": endpoints}
+    if routing is not None:
+        model["routing"] = routing
+    config.write_text(yaml.safe_dump({"models": [model], "tenants": [{"name": "bench", "keys": [KEY]}]}))
     port = free_port()
     cli = Path(sys.executable).parent / "modelplex"
-    env = {"MODELPLEX_GATEWAY_JOURNAL_DIR": str(work / "journal")}
+    env = {"MODELPLEX_GATEWAY_JOURNAL_DIR": str(work / f"{name}-journal"), **(settings or {})}
     argv = [str(cli), "gateway", "run", "--port", str(port), "--config", str(config)]
-    process = start("gateway", argv, work, env=env)
+    process = start(name, argv, work, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_until("gateway /healthz", lambda: httpx.get(f"{url}/healthz").status_code == 200, 60, [process])
     return process, url
@@ -152,7 +165,7 @@ def main() -> None:
         try:
             engine, direct = start_engine(settings, Path(tmp))
             processes.append(engine)
-            gateway, via = start_gateway(direct, Path(tmp))
+            gateway, via = start_gateway([direct], Path(tmp))
             processes.append(gateway)
             asyncio.run(measure(direct, via, args))
         finally:
