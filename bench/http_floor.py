@@ -19,6 +19,7 @@ from typing import Any
 import uvloop
 from gateway_overhead import ROOT, body, closed_loop, free_port, open_loop, pct, start, wait_up
 
+from modelplex.gateway.asgi import read_body
 from modelplex.gateway.http.connection import Listener
 from modelplex.gateway.http.limits import ConnectionLimits
 from modelplex.gateway.http.server import HttpServer
@@ -38,12 +39,7 @@ def forwarder(backend: str) -> Any:
             await upstream.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
-        data = b""
-        while True:
-            message = await receive()
-            data += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        data = await read_body(receive, scope, 1 << 20)
         request = InferenceRequest(Kind.CHAT, "m", False, False, False, "", 1, data, len(data))
         answer = await upstream.call(backend, request, "0" * 32, 60)
         headers = [(b"content-type", answer.content_type.encode())]

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from modelplex.gateway.asgi import read_body
 from modelplex.gateway.http.connection import Listener
 from modelplex.gateway.http.limits import ConnectionLimits
 from modelplex.gateway.http.server import HttpServer
@@ -34,7 +35,7 @@ class App:
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 kind = "failed" if self.fail_startup else "complete"
                 await send({"type": f"lifespan.startup.{kind}", "message": "no"})
                 if self.fail_startup:
@@ -46,12 +47,7 @@ class App:
             raise RuntimeError("boom")
         if path == "/silent":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive, scope, 1 << 20)
         if path == "/stream":
             await send(
                 {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
