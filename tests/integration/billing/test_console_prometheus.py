@@ -23,7 +23,7 @@ from mpxtest.metricsproxy import MetricsPage, engine_page
 from mpxtest.prometheus import PrometheusServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)]
-MODEL = "llama-70b"
+MODEL = "smollm2"  # not llama-70b: the browser test feeds the session's Prometheus that one
 UNSEEN = "unpriced-model"  # in the ledger, never in Prometheus
 
 
@@ -43,7 +43,7 @@ def loaded_pages(prometheus: PrometheusServer) -> Iterator[list[MetricsPage]]:
     """Two engines of MODEL and a gateway holding requests for it, scraped by the Prometheus."""
     gateway = GatewayMetrics()
     gateway.queue_depth.labels(MODEL).set(6)
-    gateway.queue_depth.labels("smollm2").set(50)  # another model's queue is not this one's
+    gateway.queue_depth.labels("another-model").set(50)  # another model's queue is not this one's
     pages = [
         MetricsPage(lambda: engine_page(waiting=3, running=8, kv_cache=0.625, model=MODEL)),
         MetricsPage(lambda: engine_page(waiting=1, running=2, kv_cache=0.25, model=MODEL)),
