@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from modelplex.gateway.inference import InferenceRequest
+from modelplex.gateway.lazy_timer import LazyTimer
 
 ACCEPT = b"application/json, text/event-stream"
 # vLLM serves with uvicorn, which closes a connection idle for 5 s: reuse one only well before that.
@@ -73,8 +74,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = math.inf
+        self._timer = LazyTimer(loop, self._due, lambda: self.fail(TimeoutError()))
         self._begin()
 
     def _begin(self) -> None:
@@ -144,22 +144,10 @@ class _Connection(asyncio.Protocol):
 
     def arm(self) -> None:
         """Make sure the timer fires by the time this exchange is due."""
-        due = min(self.deadline, self.last_data + self.idle_limit)
-        if due < self._timer_when:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_when = due
-            self._timer = self.loop.call_at(due, self._expire)
+        self._timer.aim(self._due())
 
-    def _expire(self) -> None:
-        self._timer, self._timer_when = None, math.inf
-        due = min(self.deadline, self.last_data + self.idle_limit)
-        if due == math.inf:
-            return
-        if self.loop.time() >= due:
-            self.fail(TimeoutError())
-        else:
-            self.arm()
+    def _due(self) -> float:
+        return min(self.deadline, self.last_data + self.idle_limit)
 
     def fail(self, error: Exception) -> None:
         if self.error is None:
@@ -173,9 +161,7 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer, self._timer_when = None, math.inf
+        self._timer.cancel()
         if self.transport is not None:
             self.transport.close()
 

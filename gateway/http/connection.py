@@ -29,6 +29,7 @@ from modelplex.gateway.http.limits import (
     ConnectionLimits,
     refusal,
 )
+from modelplex.gateway.lazy_timer import LazyTimer
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,8 @@ class HttpConnection(asyncio.Protocol):
         self._awaiting_head = True  # bytes that arrive are the head of the next request
         self._head_open = False  # a request's head has begun and is not complete
         self._deadline = math.inf
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = math.inf
+        self._timer = LazyTimer(loop, lambda: self._deadline, self._timed_out)
+        self._linger: asyncio.TimerHandle | None = None
         self._over_capacity = False
         self._refused = False
         self._reading = True
@@ -116,7 +117,9 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._listener.connections.discard(self)
-        self._cancel_timer()
+        self._timer.cancel()
+        if self._linger is not None:
+            self._linger.cancel()
         for exchange in (self._active, self._parsing, *self._queue):
             if exchange is not None:
                 exchange.gone()
@@ -352,26 +355,9 @@ class HttpConnection(asyncio.Protocol):
     def _expect(self, waiting: int, deadline: float) -> None:
         self._waiting = waiting
         self._deadline = deadline
-        if deadline < self._timer_when:
-            self._cancel_timer()
-            self._timer_when = deadline
-            self._timer = self.loop.call_at(deadline, self._expire)
+        self._timer.aim(deadline)
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_when = math.inf
-
-    def _expire(self) -> None:
-        self._timer = None
-        self._timer_when = math.inf
-        deadline = self._deadline
-        if deadline == math.inf:
-            return
-        if self.loop.time() < deadline:
-            self._expect(self._waiting, deadline)
-            return
+    def _timed_out(self) -> None:
         self._deadline = math.inf
         if self._waiting == IDLE:
             if self._transport is not None:
@@ -406,5 +392,5 @@ class HttpConnection(asyncio.Protocol):
         if transport.can_write_eof():
             transport.write_eof()
         self._resume_reading()
-        self._cancel_timer()
-        self._timer = self.loop.call_later(LINGER_SECONDS, transport.close)
+        self._timer.cancel()
+        self._linger = self.loop.call_later(LINGER_SECONDS, transport.close)
