@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 JSON = b"application/json"
 
+# How long a stream whose client left is still read for what the engine had already sent (it closes
+# its side as soon as it has seen the gateway close the request's).
+DRAIN_SECONDS = 1.0
+
 STREAM_ERROR = (
     b'data: {"error":{"message":"The model failed mid-stream.","type":"server_error",'
     b'"param":null,"code":"upstream_error"}}\n\n'
@@ -166,9 +170,10 @@ class Proxy:
         watch: ClientWatch,
     ) -> int:
         sse = StreamFilter(request.client_include_usage, request.client_continuous_usage, meter.usage)
+        splitter = EventSplitter()
         outcome = Outcome.ABORTED  # unless the pump says otherwise: the client left
         try:
-            outcome = await self._pump(answer, sse, meter, send)
+            outcome = await self._pump(answer, splitter, sse, meter, send)
             watch.stop()
             await end_stream(send)
         except asyncio.CancelledError:
@@ -187,9 +192,14 @@ class Proxy:
             outcome = Outcome.FAILED
         finally:
             assert answer.stream is not None
-            answer.stream.close()  # a closed connection is how the engine learns to stop generating
-            self._pool.release(lease, _replica_failed(outcome))
-            self._recorder.record(meter, outcome)
+            try:
+                if outcome is Outcome.ABORTED:  # bill what the engine sent before it learnt to stop
+                    for event in splitter.feed(await answer.stream.drain(DRAIN_SECONDS)):
+                        sse.process(event)
+            finally:
+                answer.stream.close()  # a closed connection is how the engine learns to stop generating
+                self._pool.release(lease, _replica_failed(outcome))
+                self._recorder.record(meter, outcome)
         return 200
 
     async def _assemble(
@@ -204,13 +214,20 @@ class Proxy:
         """Read the engine's stream to its end, then answer with the whole JSON. A client leaving
         meanwhile cancels this task: the stream is closed and what it reported so far is billed."""
         assembler = Assembler(chat=request.kind is Kind.CHAT)
+        splitter = EventSplitter()
         outcome, error = Outcome.ABORTED, None  # unless the stream ends first: the client left
         try:
-            outcome, error = await self._collect(answer, assembler, meter)
+            outcome, error = await self._collect(answer, splitter, assembler, meter)
             watch.stop()
         finally:
             assert answer.stream is not None
-            answer.stream.close()  # a closed connection is how the engine learns to stop generating
+            try:
+                if outcome is Outcome.ABORTED:  # bill what the engine sent before it learnt to stop
+                    for event in splitter.feed(await answer.stream.drain(DRAIN_SECONDS)):
+                        if (payload := event_data(event)) and payload != DONE:
+                            self._take(payload, assembler, meter)
+            finally:
+                answer.stream.close()  # a closed connection is how the engine learns to stop generating
             refused = error is not None and error.status < 500  # the request's fault, not the replica's
             self._pool.release(lease, _replica_failed(outcome) and not refused)
         headers = {"x-request-id": meter.request_id}
@@ -225,12 +242,11 @@ class Proxy:
             self._recorder.record(meter, outcome)
 
     async def _collect(
-        self, answer: Answer, assembler: Assembler, meter: Meter
+        self, answer: Answer, splitter: EventSplitter, assembler: Assembler, meter: Meter
     ) -> tuple[Outcome, GatewayError | None]:
         """Feed every chunk to the assembler; COMPLETED once `[DONE]` came, FAILED otherwise."""
         assert answer.stream is not None
         stream = answer.stream
-        splitter = EventSplitter()
         chunk = answer.body
         try:
             while chunk:
@@ -260,11 +276,12 @@ class Proxy:
             self._recorder.progressed(meter)
         return None
 
-    async def _pump(self, answer: Answer, sse: StreamFilter, meter: Meter, send: Send) -> Outcome:
+    async def _pump(
+        self, answer: Answer, splitter: EventSplitter, sse: StreamFilter, meter: Meter, send: Send
+    ) -> Outcome:
         """Relay the stream until it ends; the outcome is decided by what the engine sent."""
         assert answer.stream is not None
         stream = answer.stream
-        splitter = EventSplitter()
         await start_stream(send, 200, meter.request_id)
         chunk = answer.body
         try:

@@ -191,6 +191,21 @@ class Stream:
             await connection.wait()
         return connection.take()
 
+    async def drain(self, seconds: float) -> bytes:
+        """End the exchange early and return what the replica had sent by then: the request side is
+        half-closed, which makes the engine abort as a close would, while what it had already written
+        (tokens it will count) is still read, until it closes its side or `seconds` pass. Call `close`
+        after. A TLS connection cannot be half-closed: it returns only what already arrived."""
+        connection = self._connection
+        transport = connection.transport
+        if not (connection.complete or connection.closed) and transport and transport.can_write_eof():
+            transport.write_eof()
+            connection.deadline = connection.loop.time() + seconds
+            while not connection.complete and connection.error is None:
+                connection.arm()
+                await connection.wait()
+        return connection.take()
+
     def close(self) -> None:
         if self._closed:
             return

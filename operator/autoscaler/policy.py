@@ -223,6 +223,10 @@ def decide(
         )
     keep = max(settings.stable_window_seconds, settings.scale_down_window_seconds)
     history = _remember(history, signals, fleet, now, keep)
+    if not history.recommendations:
+        # A model first seen (or an operator just started) has no scale-down window yet: its replicas
+        # as they are stand for one, as if recommended now, rather than an empty window allowing any cut.
+        history = replace(history, recommendations=((now, fleet.replicas),))
     if fleet.replicas == 0:
         return _from_zero(scaling, fleet, signals, history, now, settings)
     if _idle(history, scaling, now):

@@ -13,7 +13,7 @@ is then an `Exposed` (its samples, already parsed), read by the same functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -133,14 +133,17 @@ class Reading:
 
 def read_pages(
     pages: Mapping[str, str | Exposed | BaseException],
-    engines: Iterable[str],
-    gateways: Iterable[str],
+    engines: Sequence[str],
+    gateways: Sequence[str],
     model: str,
     answered_before: Mapping[str, float],
 ) -> Reading:
     """The model's signals from the fetched pages (a page is its text or its series, or why it could
     not be had)."""
     unreadable: list[str] = []
+    if not engines and not gateways:
+        # Nothing serves the model and no gateway holds its requests: its load is unknown, not zero.
+        unreadable.append("no ready engine and no gateway to read")
     engine_readings = [r for url in engines if (r := _page(pages[url], engine_reading, url, unreadable))]
     gateway_readings: dict[str, GatewayReading] = {}
     for url in gateways:

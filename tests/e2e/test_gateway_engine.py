@@ -1,7 +1,8 @@
 """The gateway in front of the real engine (vLLM serving SmolLM2), called with the official `openai` client.
 
 The gateway finds the engine through a static discovery file and meters into an in-memory sink; what
-it bills must equal the engine's own token counters exactly, for finished and for aborted requests.
+it bills must equal the engine's own token counters exactly for finished requests, and for aborted ones
+all but the one token vLLM may count in the step it ends while learning of the disconnect.
 Requests are short (the engine generates ~30 tokens/s per request on 2 cores).
 """
 
@@ -166,14 +167,16 @@ def test_an_aborted_stream_is_billed_for_what_the_engine_generated(stack: Stack)
     assert event.outcome == Outcome.ABORTED
     assert 5 <= event.completion_tokens < 400
     billed = _billed([event])
-    assert stack.settled_delta(before, billed) == billed
+    assert stack.settled_delta(before, billed).bills_aborted(billed)
 
 
 WHOLE_ANSWERS = [  # all but the first are assembled (the stack's assemble_above_tokens is 10)
     ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 6, "temperature": 0}),
     ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 12, "temperature": 0}),
     ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 40, "temperature": 0, "stop": ["3."]}),
-    ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 10, "n": 2, "seed": 7}),
+    # Greedy, so that both choices are the engine's in every run: sampled ones (even seeded) changed
+    # with the engine's batch (one CI run in several). Two different choices: the list of prompts below.
+    ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 10, "n": 2, "temperature": 0}),
     ("/v1/completions", {"prompt": ["Once upon", "The sky"], "max_tokens": 6, "temperature": 0}),
     ("/v1/completions", {"prompt": "Café, 1, 2, 3,", "max_tokens": 20, "temperature": 0, "stop": [" 7"]}),
 ]
@@ -194,7 +197,7 @@ def test_a_non_streaming_answer_is_byte_for_byte_the_engines_own(
     """The gateway streams from the engine and assembles the answer; the client cannot tell."""
     request = {"model": stack.engine.model, **body}
     # Once before, so that both calls below find the prompt in the engine's prefix cache: a computed
-    # and a cached prefix can differ in the last bits, enough to change a sampled token (n=2, seed).
+    # and a cached prefix can differ in the last bits, enough to change a token.
     httpx.post(stack.engine.url + path, json=request, timeout=120)
     direct = httpx.post(stack.engine.url + path, json=request, timeout=120)
     through = httpx.post(
@@ -234,7 +237,7 @@ def test_an_abandoned_non_streaming_request_is_billed_for_what_the_engine_genera
     assert event.outcome == Outcome.ABORTED
     assert 0 < event.completion_tokens < 1800
     billed = _billed([event])
-    assert stack.settled_delta(before, billed) == billed
+    assert stack.settled_delta(before, billed).bills_aborted(billed)
 
 
 def test_a_2000_token_budget_holds_against_100_concurrent_then_back_to_back_requests(stack: Stack) -> None:

@@ -52,6 +52,16 @@ class Counters:
     def __add__(self, other: Counters) -> Counters:
         return Counters(self.prompt + other.prompt, self.generation + other.generation)
 
+    def bills_aborted(self, billed: Counters, aborted: int = 1) -> bool:
+        """Whether `billed` is what these engine counters say for requests of which `aborted` were
+        abandoned: every prompt token, and every generated token but at most one per abandoned request.
+
+        That one is vLLM's, not the gateway's: a step that ends while the engine learns the client is
+        gone is counted in generation_tokens_total, but its token is never sent (the gateway half-closes
+        and reads all the engine sent; see docs/architecture.md, "Metering")."""
+        lost = self.generation - billed.generation
+        return self.prompt == billed.prompt and 0 <= lost <= aborted
+
 
 @dataclass(frozen=True)
 class RealEngine:

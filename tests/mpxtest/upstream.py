@@ -244,13 +244,13 @@ class FakeReplica:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         try:
             for i in range(n + 1):  # chat: a role chunk first; completions: n text chunks + finish
-                if gone.done():
-                    self.aborted += 1
-                    return
                 if i and self.die_after_tokens is not None and i > self.die_after_tokens:
                     raise ConnectionAbortedError("fake engine died")
                 if self.token_delay and i:
                     await asyncio.sleep(self.token_delay)
+                if gone.done():  # like vLLM: what it counts, it sends, until it sees the client gone
+                    self.aborted += 1
+                    return
                 if i:
                     self._generated(request_id)
                 chunk = _chunk(ident, created, body["model"], chat, i, n)

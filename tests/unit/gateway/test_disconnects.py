@@ -35,12 +35,11 @@ def test_a_client_leaving_a_long_non_streaming_request_cancels_it_and_bills_it_a
     _wait(lambda: replica.aborted == 1)
     assert replica.aborted == 1  # the engine stopped generating
     assert 0 < replica.generation_tokens_total < 300
-    # Sent upstream as a stream, it is billed what the engine reported until it was cancelled: never
-    # more than it generated; the few generated while the gateway was closing the connection (in the
-    # socket, unread: one on a quiet machine, a few under load) go unbilled.
+    # Sent upstream as a stream, it is billed what the engine generated until it saw the gateway leave:
+    # the gateway half-closes and still reads what the engine had sent (in the socket, unread: one
+    # token on a quiet machine, a few under load).
     assert event.prompt_tokens == 4
-    generated = replica.generated[event.request_id]
-    assert generated - 3 <= event.completion_tokens <= generated
+    assert event.completion_tokens == replica.generated[event.request_id]
     assert replica.bodies[-1]["stream"] is True
     metrics = httpx.get(url + "/metrics").text
     assert 'modelplex_gateway_requests_total{code="499",model="m1",tenant="*"} 1.0' in metrics

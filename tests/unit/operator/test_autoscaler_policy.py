@@ -244,3 +244,15 @@ def test_the_throughput_cap_never_overrides_the_queue_target_for_requests_being_
         history = decide(scaling, fleet, moderate, history, tick * TICK).history
     busy = Signals(waiting=1, running=6, gateway_in_flight=7, arrivals=8)
     assert decide(scaling, fleet, busy, history, 10 * TICK).replicas == 3
+
+
+def test_a_model_first_seen_keeps_its_replicas_through_the_scale_down_window() -> None:
+    """An operator that starts (or a new ModelDeployment) has no history: the replicas as they are
+    stand for the window's first recommendation, so an idle reading cuts nothing for 300 s."""
+    history, replicas = History(), list[int]()
+    for tick in range(0, 320, 10):
+        decision = decide(_scaling(), Fleet(3, 3), Signals(), history, float(tick))
+        history, replicas = decision.history, [*replicas, decision.replicas]
+    assert set(replicas[:30]) == {3}  # t < 300 s
+    assert replicas[-1] < 3
+    assert decide(_scaling(), Fleet(3, 3), Signals(), History(), 0.0).reason == Why.STABILIZING

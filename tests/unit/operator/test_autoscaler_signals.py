@@ -11,6 +11,7 @@ from modelplex.operator.autoscaler.signals import (
     combine,
     engine_reading,
     gateway_reading,
+    read_pages,
 )
 from mpxtest.metricsproxy import engine_page
 
@@ -65,3 +66,11 @@ def test_combined_signals_count_arrivals_from_the_growth_of_each_gateways_counte
     assert (signals.gateway_queued, signals.gateway_in_flight) == (3, 10)
     assert signals.arrivals == 10 + 5  # b restarted (its counter fell); a new gateway brings none yet
     assert signals.demand == 3 + 10
+
+
+def test_a_model_with_no_ready_engine_and_no_gateway_is_unreadable_not_idle() -> None:
+    """Replicas still loading, and no gateway found: nothing says the load is zero."""
+    nothing = read_pages({}, [], [], "smollm2", {})
+    assert nothing.signals.unreadable == ("no ready engine and no gateway to read",)
+    only_engine = read_pages({"e": VLLM_PAGE}, ["e"], [], "smollm2", {})
+    assert (only_engine.signals.unreadable, only_engine.signals.demand) == ((), 8)
