@@ -67,9 +67,14 @@ async def _scrape(session: aiohttp.ClientSession, replica: Replica, seconds: flo
     except (aiohttp.ClientError, TimeoutError):
         return
     values = parse_load(text)
-    replica.waiting = int(values.get("waiting", 0))
-    replica.running = int(values.get("running", 0))
+    replica.others = other_gateways_requests(values, replica.in_flight)
     replica.kv_cache_usage = values.get("kv_cache_usage", 0.0)
+
+
+def other_gateways_requests(load: dict[str, float], in_flight: int) -> int:
+    """The requests an engine holds (`parse_load`'s waiting + running) that are not this gateway's
+    `in_flight` ones, counted when its page arrived (near enough the moment the engine wrote it)."""
+    return max(0, int(load.get("waiting", 0)) + int(load.get("running", 0)) - in_flight)
 
 
 def parse_load(text: str) -> dict[str, float]:

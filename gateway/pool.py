@@ -36,12 +36,11 @@ class Replica:
     in_flight: int = 0
     failures: int = 0  # consecutive
     ejected: bool = False
-    waiting: int = 0
-    running: int = 0
+    others: int = 0  # the engine's scraped running + waiting beyond this gateway's in-flight then
     kv_cache_usage: float = 0.0
 
     def load(self) -> EndpointLoad:
-        return EndpointLoad(self.endpoint, self.in_flight, self.waiting, self.running, self.kv_cache_usage)
+        return EndpointLoad(self.endpoint, self.in_flight, self.others, self.kv_cache_usage)
 
 
 @dataclass(slots=True)

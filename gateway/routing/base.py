@@ -19,15 +19,18 @@ class EndpointLoad:
     """What the gateway knows about a replica's load when it routes a request."""
 
     endpoint: Endpoint
-    in_flight: int = 0  # this gateway's requests on the replica
-    waiting: int = 0  # scraped vllm:num_requests_waiting (all gateways)
-    running: int = 0  # scraped vllm:num_requests_running (all gateways)
+    in_flight: int = 0  # this gateway's requests on the replica, now
+    others: int = 0  # other gateways' requests on it, as of the last scrape of the engine's gauges
     kv_cache_usage: float = 0.0  # scraped vllm:kv_cache_usage_perc, 0..1
 
     @property
     def load(self) -> float:
-        """Requests on the replica, counting the other gateways' too; KV cache use breaks ties."""
-        return max(self.in_flight, self.running + self.waiting) + self.waiting + self.kv_cache_usage
+        """Requests on the replica, counting the other gateways' too; KV cache use breaks ties.
+
+        Only the other gateways' share comes from the (seconds old) scrape: a gateway's own share is
+        always its fresh count, or a replica whose queue had just drained would look busy until the
+        next scrape and every request would go elsewhere meanwhile (herding on stale load)."""
+        return self.in_flight + self.others + self.kv_cache_usage
 
 
 @dataclass(frozen=True, slots=True)

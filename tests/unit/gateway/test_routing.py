@@ -3,15 +3,16 @@ from collections import Counter
 
 import pytest
 
+from modelplex.gateway.health import other_gateways_requests, parse_load
 from modelplex.gateway.routing.base import Endpoint, EndpointLoad, RouteRequest, Snapshot
 from modelplex.gateway.routing.registry import POLICIES, make_policy
 
 
-def _loads(*in_flight: int, waiting: tuple[int, ...] = ()) -> tuple[EndpointLoad, ...]:
-    waits = waiting or (0,) * len(in_flight)
+def _loads(*in_flight: int, others: tuple[int, ...] = ()) -> tuple[EndpointLoad, ...]:
+    elsewhere = others or (0,) * len(in_flight)
     return tuple(
-        EndpointLoad(Endpoint(f"r{i}", f"http://r{i}"), n, w)
-        for i, (n, w) in enumerate(zip(in_flight, waits, strict=False))
+        EndpointLoad(Endpoint(f"r{i}", f"http://r{i}"), n, o)
+        for i, (n, o) in enumerate(zip(in_flight, elsewhere, strict=False))
     )
 
 
@@ -38,9 +39,9 @@ def test_round_robin_cycles() -> None:
     assert picks == ["r0", "r1", "r2", "r0", "r1", "r2"]
 
 
-def test_least_load_counts_own_in_flight_and_scraped_queues() -> None:
+def test_least_load_counts_own_in_flight_and_other_gateways_requests() -> None:
     assert _choose("least-load", _request(), _loads(3, 1, 2)) == "r1"
-    assert _choose("least-load", _request(), _loads(0, 1, 2, waiting=(5, 0, 0))) == "r1"
+    assert _choose("least-load", _request(), _loads(0, 1, 2, others=(5, 0, 0))) == "r1"
 
 
 def test_prefix_affinity_sends_a_shared_prefix_to_one_replica_and_spreads_different_ones() -> None:
@@ -81,3 +82,13 @@ def test_removing_a_replica_moves_only_its_keys() -> None:
     after = {i: _choose("prefix-affinity", _request(f"k{i}"), fewer) for i in range(200)}
     moved = [i for i in before if before[i] != after[i]]
     assert all(before[i] == "r3" for i in moved)
+
+
+def test_the_scraped_load_counts_only_other_gateways_requests() -> None:
+    """An engine holding 7 requests, 5 of them this gateway's: 2 are other gateways'; never below 0
+    (this gateway's count moves between the engine writing its page and the page arriving)."""
+    page = parse_load(
+        'vllm:num_requests_waiting{model_name="m"} 3.0\nvllm:num_requests_running{model_name="m"} 4.0\n'
+    )
+    assert other_gateways_requests(page, in_flight=5) == 2
+    assert other_gateways_requests(page, in_flight=9) == 0
