@@ -27,8 +27,10 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelplex.billing.errors import InvalidInput
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import Instant, as_utc, utcnow
+from modelplex.billing.price_history import PriceTerms, apply_deployment_pricing
 from modelplex.billing.scaling import ScalingReport, record_scaling
 from modelplex.billing.schemas import Record, Request
 from modelplex.billing.tables import ReplicaInterval
@@ -52,6 +54,14 @@ class ReadyReplica(Request):
         return (self.namespace, self.deployment, self.replica)
 
 
+class DeclaredPrice(Request):
+    """A ModelDeployment's `spec.pricing`, for the model it serves (`source` names the ModelDeployment)."""
+
+    model: str = Field(min_length=1, max_length=256)
+    source: str = Field(min_length=1, max_length=256)
+    pricing: PriceTerms
+
+
 class Observation(Request):
     """Every replica of `source` that is Ready at `observed_at` (default: when the ledger receives it)."""
 
@@ -59,6 +69,7 @@ class Observation(Request):
     observed_at: Instant | None = None
     ready: list[ReadyReplica]
     scaling: list[ScalingReport] = Field(default_factory=list)  # what its autoscaler holds (scaling.py)
+    prices: list[DeclaredPrice] = Field(default_factory=list)  # every ModelDeployment's spec.pricing
 
 
 class ObservationResult(Record):
@@ -67,6 +78,7 @@ class ObservationResult(Record):
     open: int
     stale: bool = False  # older than a report already recorded: ignored (its scaling is still kept)
     decisions: int = 0  # autoscaler decisions not recorded before
+    prices: int = 0  # declared prices that differed from the price in force, recorded now
 
 
 class IntervalRecord(Record):
@@ -161,6 +173,8 @@ async def record_observation(ledger: Ledger, report: Observation) -> Observation
         if report.scaling:
             added = await record_scaling(session, ledger.dialect, report.source, report.scaling)
             result = result.model_copy(update={"decisions": added})
+    if report.prices and not result.stale:  # a late report could carry a price since replaced
+        result = result.model_copy(update={"prices": await _record_prices(ledger, report.prices)})
     if result.opened or result.closed:
         _log.info(
             "Recorded capacity source=%s opened=%d closed=%d open=%d",
@@ -170,6 +184,21 @@ async def record_observation(ledger: Ledger, report: Observation) -> Observation
             result.open,
         )
     return result
+
+
+async def _record_prices(ledger: Ledger, prices: list[DeclaredPrice]) -> int:
+    """Record each declared price that differs from the one in force (the same spec adds nothing)."""
+    recorded = 0
+    for declared in prices:
+        try:
+            added = await apply_deployment_pricing(ledger, declared.model, declared.pricing, declared.source)
+        except InvalidInput as error:  # one bad spec must not hold back the others or the report
+            _log.warning(
+                "Ignored declared price model=%s source=%s error=%s", declared.model, declared.source, error
+            )
+            continue
+        recorded += added is not None
+    return recorded
 
 
 async def intervals_between(

@@ -108,19 +108,45 @@ def wanted_deployments(pods: Iterable[Manifest]) -> set[Key]:
     return {key for pod in pods if ready_since(pod) is not None and (key := owner(pod)) is not None}
 
 
+def declared_prices(deployments: Iterable[Manifest]) -> list[Manifest]:
+    """The ledger's DeclaredPrice (JSON) of every ModelDeployment with `spec.pricing`, one per served
+    model: when two declare the same model, the first by namespace/name is the one (and a warning says
+    so), or each report would record the other's price again."""
+    chosen: dict[str, Manifest] = {}
+    for md in sorted(deployments, key=_key):
+        spec = md.get("spec") or {}
+        pricing = spec.get("pricing")
+        if not pricing or _deleting(md):
+            continue
+        namespace, name = _key(md)
+        model = (spec.get("model") or {}).get("servedName") or name
+        declared = {"model": model, "source": f"ModelDeployment {namespace}/{name}", "pricing": pricing}
+        first = chosen.setdefault(model, declared)
+        if first is not declared and first["pricing"] != pricing:
+            log.warning(
+                "Ignored conflicting pricing model=%s kept=%s ignored=%s",
+                model,
+                first["source"],
+                declared["source"],
+            )
+    return list(chosen.values())
+
+
 def observation(
     pods: Iterable[Manifest],
     deployments: Mapping[Key, Manifest],
     nodes: Iterable[NodeGpus],
     scaling: Iterable[Manifest] = (),
+    prices: Iterable[Manifest] = (),
 ) -> Manifest:
     """The report body: every serving engine pod (`deployments`: the ModelDeployments that exist),
-    and what the autoscaler holds of each ModelDeployment it scales (`scaling`: its ScalingReports)."""
+    what the autoscaler holds of each ModelDeployment it scales (`scaling`: its ScalingReports) and
+    the prices ModelDeployments declare (`prices`: `declared_prices`)."""
     by_name = {node.name: node for node in nodes}
     ready = [found for pod in pods if (found := ready_replica(pod, deployments, by_name)) is not None]
     ready.sort(key=lambda replica: (replica["namespace"], replica["replica"]))
     reports = sorted(scaling, key=lambda report: (report["namespace"], report["deployment"]))
-    return {"source": SOURCE, "ready": ready, "scaling": reports}
+    return {"source": SOURCE, "ready": ready, "scaling": reports, "prices": list(prices)}
 
 
 class CapacityReporter:
@@ -146,6 +172,8 @@ class CapacityReporter:
         self._poked = asyncio.Event()
         # the autoscaler's decisions and last readings (set by the runner when it scales)
         self.scaling: Callable[[], Iterable[Manifest]] = list
+        # every ModelDeployment the operator holds, for their declared prices (set by the runner)
+        self.every_deployment: Callable[[], Iterable[Manifest]] = list
 
     def poke(self) -> None:
         self._poked.set()
@@ -173,7 +201,8 @@ class CapacityReporter:
         """One report; False (logged) when it could not be made or was refused."""
         try:
             pods = await self._list("/api/v1", "pods", {"labelSelector": labels.DEPLOYMENT})
-            body = observation(pods, await self._deployments(pods), self._nodes(), self.scaling())
+            prices = declared_prices(self.every_deployment())
+            body = observation(pods, await self._deployments(pods), self._nodes(), self.scaling(), prices)
             response = await http.put(self._url, json=body, headers=self._headers)
         except (ApiError, aiohttp.ClientError, httpx.HTTPError, TimeoutError) as error:
             log.warning("Failed capacity report error=%s", error)

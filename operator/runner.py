@@ -50,6 +50,7 @@ async def run_operator(
     )
     tasks = [asyncio.create_task(controller.run(), name="reconcile")]
     if reporter is not None:
+        reporter.every_deployment = controller.store.deployments
         tasks.append(asyncio.create_task(reporter.run(), name="capacity"))
     scaling = AutoscalerSettings()
     if scaling.enabled:

@@ -89,6 +89,10 @@ class Store:
     def deployment_keys(self) -> list[Key]:
         return list(self._deployments)
 
+    def deployments(self) -> list[Manifest]:
+        """Every ModelDeployment held, unpacked."""
+        return [body for key in list(self._deployments) if (body := self.deployment(key)) is not None]
+
     def deployment(self, key: Key) -> Manifest | None:
         packed = self._deployments.get(key)
         if packed is None:

@@ -102,7 +102,14 @@ async def test_capacity_and_costs_over_the_admin_api(admin: httpx.AsyncClient) -
         ],
     }
     response = await admin.put("/admin/v1/capacity/observations", json=body)
-    assert response.json() == {"opened": 1, "closed": 0, "open": 1, "stale": False, "decisions": 0}
+    assert response.json() == {
+        "opened": 1,
+        "closed": 0,
+        "open": 1,
+        "stale": False,
+        "decisions": 0,
+        "prices": 0,
+    }
     listed = (await admin.get("/admin/v1/capacity/intervals", params={"period": "2026-05"})).json()
     assert [(i["replica"], i["gpus"], i["startedAt"]) for i in listed["data"]] == [
         ("llama-abc", 2, "2026-05-04T08:00:00Z")
@@ -119,6 +126,54 @@ async def test_capacity_and_costs_over_the_admin_api(admin: httpx.AsyncClient) -
     assert (too_fine.status_code, too_fine.json()["error"]["param"]) == (422, "perHour")
     history = (await admin.get("/admin/v1/gpu-costs", params={"gpuProduct": "NVIDIA-L4"})).json()
     assert [entry["perHour"] for entry in history["data"]] == ["0.8"]
+
+
+async def test_prices_declared_by_model_deployments_become_price_history_once(
+    admin: httpx.AsyncClient,
+) -> None:
+    """What the operator reports of each ModelDeployment's spec.pricing: a row when it differs from the
+    price in force, none when reported again; a late report's price is not taken; a bad one is left
+    out without holding back the others."""
+    put = "/admin/v1/capacity/observations"
+
+    def declared(model: str, output: str, name: str = "llama") -> dict[str, object]:
+        terms = {"inputPer1M": "0.20", "outputPer1M": output}
+        return {"model": model, "source": f"ModelDeployment prod/{name}", "pricing": terms}
+
+    serving = {
+        "namespace": "prod",
+        "deployment": "llama",
+        "model": "llama-8b",
+        "replica": "llama-abc",
+        "gpus": 1,
+        "gpuProduct": "NVIDIA-L4",
+        "readySince": "2026-05-04T08:00:00Z",
+    }
+
+    def report(at: str, *prices: dict[str, object]) -> dict[str, object]:
+        return {"source": "kubernetes", "observedAt": at, "ready": [serving], "prices": list(prices)}
+
+    first = await admin.put(put, json=report("2026-05-04T09:00:00Z", declared("llama-8b", "0.60")))
+    assert first.json()["prices"] == 1
+    again = await admin.put(put, json=report("2026-05-04T09:00:30Z", declared("llama-8b", "0.60")))
+    assert again.json()["prices"] == 0
+    late = await admin.put(put, json=report("2026-05-04T08:59:00Z", declared("llama-8b", "0.90")))
+    assert (late.json()["stale"], late.json()["prices"]) == (True, 0)
+    changed = await admin.put(
+        put,
+        json=report(
+            "2026-05-04T09:01:00Z",
+            declared("llama-8b", "0.75"),
+            declared("mistral", "-1", name="mistral"),  # refused by the ledger's own validation
+        ),
+    )
+    assert changed.json()["prices"] == 1
+    history = (await admin.get("/admin/v1/prices", params={"model": "llama-8b"})).json()["data"]
+    assert [(row["outputPer1M"], row["source"]) for row in history] == [
+        ("0.6", "ModelDeployment prod/llama"),
+        ("0.75", "ModelDeployment prod/llama"),
+    ]
+    assert (await admin.get("/admin/v1/prices", params={"model": "mistral"})).status_code == 404
 
 
 def test_costs_and_capacity_from_the_command_line(ledger_url: str, tmp_path: Path) -> None:

@@ -133,6 +133,15 @@ def resend(ledger_api: str) -> Row:
     return result
 
 
+def prices(ledger_api: str, model: str) -> list[Row]:
+    reply = httpx.get(f"{ledger_api}/admin/v1/prices", params={"model": model}, headers=_auth(), timeout=10)
+    if reply.status_code == 404:
+        return []
+    assert reply.status_code == 200, reply.text
+    rows: list[Row] = reply.json()["data"]
+    return rows
+
+
 def test_pod_readiness_becomes_serving_intervals(
     kit: Kit, reporting_operator: OperatorProcess, ledger_api: str, namespace: str
 ) -> None:
@@ -141,7 +150,11 @@ def test_pod_readiness_becomes_serving_intervals(
         "apiVersion": "modelplex.dev/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": MD},
-        "spec": {"model": {"source": "hf://org/model", "servedName": "metered-8b"}, "replicas": 2},
+        "spec": {
+            "model": {"source": "hf://org/model", "servedName": "metered-8b"},
+            "replicas": 2,
+            "pricing": {"inputPer1M": "0.15", "outputPer1M": "0.60"},
+        },
     }
     kit.create(md, namespace)
     kit.wait_condition(namespace, MD, "True", "AllReplicasReady")
@@ -157,6 +170,25 @@ def test_pod_readiness_becomes_serving_intervals(
         assert (row["model"], row["deployment"], row["source"]) == ("metered-8b", MD, "kubernetes")
         assert row["gpus"] == 1
         assert row["gpuProduct"] == (node.metadata.labels or {}).get("nvidia.com/gpu.product", "unknown")
+
+    # the declared price is in the ledger's price history, once, and a changed one is added
+    declared = ("0.6", f"ModelDeployment {namespace}/{MD}")
+    eventually(
+        lambda: [(p["outputPer1M"], p["source"]) for p in prices(ledger_api, "metered-8b")] == [declared],
+        what="the declared price in the ledger",
+    )
+    kit.custom.patch_namespaced_custom_object(
+        "modelplex.dev",
+        "v1alpha1",
+        namespace,
+        "modeldeployments",
+        MD,
+        {"spec": {"pricing": {"outputPer1M": "0.70"}}},
+    )
+    eventually(
+        lambda: [p["outputPer1M"] for p in prices(ledger_api, "metered-8b")] == ["0.6", "0.7"],
+        what="the changed price in the ledger",
+    )
 
     # reporting is idempotent: the same observation again opens and closes nothing
     result = resend(ledger_api)

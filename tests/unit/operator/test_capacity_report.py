@@ -14,7 +14,7 @@ from modelplex.crds import labels
 from modelplex.kube.client import KubeClient
 from modelplex.operator.autoscaler.policy import Decision, Signals
 from modelplex.operator.autoscaler.record import ModelRecord, scaling_report
-from modelplex.operator.capacity import CapacityReporter, observation, wanted_deployments
+from modelplex.operator.capacity import CapacityReporter, declared_prices, observation, wanted_deployments
 from modelplex.operator.gpus import NodeGpus
 from modelplex.operator.podspec import GPU_PRODUCT_LABEL
 
@@ -162,3 +162,29 @@ def test_the_autoscalers_decisions_and_last_reading_travel_as_the_ledger_reads_t
     unread = scaling_report("prod", "llama", record)
     assert unread is not None
     assert unread["signals"] is None
+
+
+def _priced(namespace: str, name: str, output: str, served: str | None = "llama-8b") -> dict[str, Any]:
+    pricing = {"inputPer1M": "0.20", "outputPer1M": output}
+    model = {"servedName": served} if served else {}
+    return {"metadata": {"namespace": namespace, "name": name}, "spec": {"model": model, "pricing": pricing}}
+
+
+def test_declared_prices_are_one_per_served_model_and_valid_for_the_ledger() -> None:
+    """Each ModelDeployment's spec.pricing, for the model it serves; of two that price the same model
+    differently the first by namespace/name counts (else each report would swap the price back)."""
+    deleting = _priced("prod", "gone", "9")
+    deleting["metadata"]["deletionTimestamp"] = DELETED_AT
+    unnamed = _priced("prod", "mistral", "0.30", served=None)
+    priced = [_priced("staging", "llama", "0.99"), _priced("prod", "llama", "0.60"), MD, deleting, unnamed]
+    prices = declared_prices(priced)
+    assert [(p["model"], p["source"], p["pricing"]["outputPer1M"]) for p in prices] == [
+        ("llama-8b", "ModelDeployment prod/llama", "0.60"),
+        ("mistral", "ModelDeployment prod/mistral", "0.30"),
+    ]
+    body = observation([], {}, [], prices=prices)
+    parsed = Observation.model_validate(body)
+    assert [(p.model, p.pricing.output_per_1m) for p in parsed.prices] == [
+        ("llama-8b", "0.60"),
+        ("mistral", "0.30"),
+    ]
