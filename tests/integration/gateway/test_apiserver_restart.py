@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from modelplex.crds import labels
 from modelplex.devcluster.cluster import DevCluster
 from modelplex.gateway.discovery.base import ModelSpec
 from modelplex.gateway.discovery.kube_catalog import SLICE_SELECTOR
-from modelplex.kube.endpointslices import slice_endpoints
 from mpxtest.cluster import free_gpus
 from mpxtest.discovery import RunningSource, model_deployment, serving_pods
 from mpxtest.wait import eventually
@@ -68,8 +66,10 @@ def test_watches_resume_after_an_apiserver_restart(
 
     def ready_in_the_api() -> set[str]:
         listed = slices.list_namespaced_endpoint_slice(namespace, label_selector=SLICE_SELECTOR).items
-        bodies = [kube.sanitize_for_serialization(found) for found in listed]
-        return {e.id for body in bodies for e in slice_endpoints(body, labels.HTTP_PORT_NAME) if e.ready}
+        endpoints = [e for found in listed for e in found.endpoints or []]
+        # An unset `ready` means unknown, which the EndpointSlice API says to treat as ready.
+        ready = [e for e in endpoints if not (e.conditions and e.conditions.ready is False)]
+        return {str(e.target_ref.name) for e in ready if e.target_ref is not None}
 
     eventually(lambda: ready_in_the_api() == kept, 180, 0.05, what="the EndpointSlices to drop it")
     gone_at = time.monotonic()
