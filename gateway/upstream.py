@@ -204,6 +204,7 @@ class Stream:
             while not connection.complete and connection.error is None:
                 connection.arm()
                 await connection.wait()
+            connection.keep_alive = False  # its request side is shut: never reuse it
         return connection.take()
 
     def close(self) -> None:
