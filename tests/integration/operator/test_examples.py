@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from mpxtest.wait import eventually
+
 pytestmark = pytest.mark.cluster
 
 SERVING = "modelplex.dev/deployment={name},modelplex.dev/serving=true"
@@ -125,4 +127,11 @@ def test_more_gpus_than_the_cluster_has(kit: Any, operator: Any, namespace: str)
     ready = kit.wait_condition(namespace, "greedy", "False", "InsufficientGPU", timeout=90)
     assert "Insufficient nvidia.com/gpu" in ready["message"]
     kit.wait_condition(namespace, "greedy", "True", "InsufficientGPU", kind="Degraded")
-    assert any(e.reason == "InsufficientGPU" and e.type == "Warning" for e in kit.events(namespace, "greedy"))
+    # The Event is posted on its own request, after the status patch: it may land a moment later.
+    eventually(
+        lambda: any(
+            e.reason == "InsufficientGPU" and e.type == "Warning" for e in kit.events(namespace, "greedy")
+        ),
+        timeout=30,
+        what="a Warning Event with reason InsufficientGPU",
+    )
