@@ -55,14 +55,27 @@ class ScriptedServer:
         return response
 
 
-def _watch(server: ScriptedServer, label_selector: str | None = None) -> WatchedCollection:
+def _watch(
+    server: ScriptedServer,
+    label_selector: str | None = None,
+    backoff_max_seconds: float = 0.1,
+    pauses: list[float] | None = None,
+) -> WatchedCollection:
+    async def pause(seconds: float) -> None:
+        if pauses is None:
+            await asyncio.sleep(seconds)
+        else:  # recorded, not waited for
+            pauses.append(seconds)
+
     async def run() -> WatchedCollection:
         app = web.Application()
         app.router.add_get(PATH, server.handle)
         test_server = TestServer(app, host="127.0.0.1")
         await test_server.start_server()
         async with KubeClient(KubeCredentials(f"http://127.0.0.1:{test_server.port}"), 5) as kube:
-            collection = WatchedCollection(kube, PATH, lambda: None, label_selector, backoff_max_seconds=0.1)
+            collection = WatchedCollection(
+                kube, PATH, lambda: None, label_selector, backoff_max_seconds=backoff_max_seconds, sleep=pause
+            )
             task = asyncio.create_task(collection.run())
             try:
                 await asyncio.wait_for(server.finished.wait(), 10)
@@ -106,6 +119,19 @@ def test_lists_in_pages_then_resumes_each_watch_from_the_last_version_and_bookma
     assert sorted(collection.objects) == ["n/b", "n/c"]
     assert "managedFields" not in collection.objects["n/c"]["metadata"]
     assert collection.synced
+
+
+def test_watches_that_end_at_once_and_empty_are_resumed_after_growing_pauses() -> None:
+    # A proxy in front of the API server that closes every watch must not be asked in a tight loop.
+    event = [_event("ADDED", _object("c", "11"))]
+    server = ScriptedServer([_page([], "10")], [[], [], [], [], event, []])
+    pauses: list[float] = []
+    collection = _watch(server, backoff_max_seconds=1.5, pauses=pauses)
+    assert len(pauses) == 5  # one per empty watch, none after the one with an event
+    low, high = 0.8, 1.2  # the jitter
+    for seconds, expected in zip(pauses, (0.5, 1.0, 1.5, 1.5, 0.5), strict=True):
+        assert expected * low <= seconds <= expected * high  # doubling to the cap; an event resets it
+    assert sorted(collection.objects) == ["n/c"]
 
 
 def test_gone_lists_again_and_other_failures_back_off_and_list_again() -> None:
