@@ -35,12 +35,26 @@ class StaticFileSource:
         self._poll = poll_seconds
 
     async def run(self, publish: Publish) -> None:
+        """Publish the file's catalog, again whenever it changes. While the file cannot be read (say,
+        deleted during an edit) the last catalog stays, logged once; it is read again once back."""
         seen: float | None = None
+        missing = False
         while True:
-            mtime = self._path.stat().st_mtime
-            if mtime != seen:
-                seen = mtime
-                await self._publish(publish)
+            try:
+                mtime = self._path.stat().st_mtime
+            except OSError as error:
+                if not missing:
+                    log.error(
+                        "Cannot read discovery file path=%s error=%s; keeping its last catalog",
+                        self._path,
+                        error,
+                    )
+                missing, seen = True, None
+            else:
+                missing = False
+                if mtime != seen:
+                    seen = mtime
+                    await self._publish(publish)
             await asyncio.sleep(self._poll)
 
     async def _publish(self, publish: Publish) -> None:
