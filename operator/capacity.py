@@ -13,6 +13,11 @@ grace period) and its ModelDeployment exists and is not being deleted. The Model
 the watch's store; one the store does not hold (just after a start, before the watch has delivered
 it) is looked up in a LIST of ModelDeployments made for that report, so a report is never held back
 and never leaves out a pod that serves. Absent from that LIST too, the ModelDeployment is gone.
+
+A multi-node replica (a LeaderWorkerSet group) is one replica of the ledger: its leader, the pod the
+gateway sends requests to and meters usage on, is reported with the GPUs of its whole group (its own
+and its workers'), and the worker pods are not reported on their own, or their GPU time would be
+idle time (no request is ever metered on a worker).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ Key = tuple[str, str]  # (namespace, ModelDeployment name)
 SOURCE = "kubernetes"
 OBSERVATIONS_PATH = "/admin/v1/capacity/observations"
 UNKNOWN_PRODUCT = "unknown"
+LWS_GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
+Group = tuple[str, str, str]  # (namespace, ModelDeployment name, group index)
 
 
 def _condition(pod: Manifest, kind: str) -> Manifest:
@@ -82,22 +89,51 @@ def gpu_product(pod: Manifest, nodes: dict[str, NodeGpus]) -> str:
     return node.labels.get(GPU_PRODUCT_LABEL, UNKNOWN_PRODUCT) if node is not None else UNKNOWN_PRODUCT
 
 
+def _labels(pod: Manifest) -> Mapping[str, str]:
+    return (pod.get("metadata") or {}).get("labels") or {}
+
+
+def _group(pod: Manifest, key: Key) -> Group | None:
+    index = _labels(pod).get(LWS_GROUP_INDEX_LABEL)
+    return None if index is None else (*key, str(index))
+
+
+def group_workers(pods: Iterable[Manifest]) -> dict[Group, list[Manifest]]:
+    """The worker pods (not being deleted) of each multi-node group."""
+    workers: dict[Group, list[Manifest]] = {}
+    for pod in pods:
+        key = owner(pod)
+        if key is None or _deleting(pod) or _labels(pod).get(labels.ROLE) != labels.ROLE_WORKER:
+            continue
+        if (group := _group(pod, key)) is not None:
+            workers.setdefault(group, []).append(pod)
+    return workers
+
+
 def ready_replica(
-    pod: Manifest, deployments: Mapping[Key, Manifest], nodes: dict[str, NodeGpus]
+    pod: Manifest,
+    deployments: Mapping[Key, Manifest],
+    nodes: dict[str, NodeGpus],
+    workers: Mapping[Group, list[Manifest]] | None = None,
 ) -> Manifest | None:
-    """The ledger's ReadyReplica (JSON) of a serving engine pod; None when the pod does not serve."""
+    """The ledger's ReadyReplica (JSON) of a serving engine pod (a group's leader with its `workers`'
+    GPUs too); None when the pod does not serve, or is a group's worker."""
     since, key = ready_since(pod), owner(pod)
     md = deployments.get(key) if since is not None and key is not None else None
     if md is None or since is None or key is None or _deleting(md):
         return None
+    if _labels(pod).get(labels.ROLE) == labels.ROLE_WORKER:
+        return None
     spec = md.get("spec") or {}
-    resources = spec.get("resources") or {}
+    resource = str((spec.get("resources") or {}).get("gpuResourceName") or "nvidia.com/gpu")
+    group = _group(pod, key)
+    members = [pod, *((workers or {}).get(group, []) if group is not None else [])]
     return {
         "namespace": key[0],
         "deployment": key[1],
         "model": (spec.get("model") or {}).get("servedName") or key[1],
         "replica": str((pod.get("metadata") or {}).get("name", "")),
-        "gpus": pod_gpus(pod, str(resources.get("gpuResourceName") or "nvidia.com/gpu")),
+        "gpus": sum(pod_gpus(member, resource) for member in members),
         "gpuProduct": gpu_product(pod, nodes),
         "readySince": since,
     }
@@ -143,7 +179,11 @@ def observation(
     what the autoscaler holds of each ModelDeployment it scales (`scaling`: its ScalingReports) and
     the prices ModelDeployments declare (`prices`: `declared_prices`)."""
     by_name = {node.name: node for node in nodes}
-    ready = [found for pod in pods if (found := ready_replica(pod, deployments, by_name)) is not None]
+    pods = list(pods)
+    workers = group_workers(pods)
+    ready = [
+        found for pod in pods if (found := ready_replica(pod, deployments, by_name, workers)) is not None
+    ]
     ready.sort(key=lambda replica: (replica["namespace"], replica["replica"]))
     reports = sorted(scaling, key=lambda report: (report["namespace"], report["deployment"]))
     return {"source": SOURCE, "ready": ready, "scaling": reports, "prices": list(prices)}

@@ -14,7 +14,13 @@ from modelplex.crds import labels
 from modelplex.kube.client import KubeClient
 from modelplex.operator.autoscaler.policy import Decision, Signals
 from modelplex.operator.autoscaler.record import ModelRecord, scaling_report
-from modelplex.operator.capacity import CapacityReporter, declared_prices, observation, wanted_deployments
+from modelplex.operator.capacity import (
+    LWS_GROUP_INDEX_LABEL,
+    CapacityReporter,
+    declared_prices,
+    observation,
+    wanted_deployments,
+)
 from modelplex.operator.gpus import NodeGpus
 from modelplex.operator.podspec import GPU_PRODUCT_LABEL
 
@@ -188,3 +194,26 @@ def test_declared_prices_are_one_per_served_model_and_valid_for_the_ledger() -> 
         ("llama-8b", "0.60"),
         ("mistral", "0.30"),
     ]
+
+
+def _member(name: str, group: str, role: str, deleting: bool = False) -> dict[str, Any]:
+    member = pod(name, deleting=deleting)
+    member["metadata"]["labels"] |= {labels.ROLE: role, LWS_GROUP_INDEX_LABEL: group}
+    return member
+
+
+def test_a_multi_node_group_is_one_replica_with_the_gpus_of_all_its_pods() -> None:
+    # No request is ever metered on a worker pod: reported alone, its GPU time would all be idle.
+    pods = [
+        _member("llama-0", "0", labels.ROLE_LEADER),
+        _member("llama-0-1", "0", labels.ROLE_WORKER),
+        _member("llama-0-2", "0", labels.ROLE_WORKER, deleting=True),  # being replaced: not counted
+        _member("llama-1", "1", labels.ROLE_LEADER),
+        _member("llama-1-1", "1", labels.ROLE_WORKER),
+        _member("llama-1-2", "1", labels.ROLE_WORKER),
+        _member("llama-2-1", "2", labels.ROLE_WORKER),  # its leader is not Ready: the group does not serve
+        {**_member("llama-2", "2", labels.ROLE_LEADER), "status": {"conditions": []}},
+    ]
+    body = observation(pods, {("prod", "llama"): MD}, [])
+    assert [(r["replica"], r["gpus"]) for r in body["ready"]] == [("llama-0", 4), ("llama-1", 6)]
+    Observation.model_validate(body)  # as the ledger reads it
