@@ -28,7 +28,7 @@ from modelplex.billing.economics import (
 )
 from modelplex.billing.errors import InvalidInput
 from modelplex.billing.gpu_costs import cost_book
-from modelplex.billing.histograms import from_row
+from modelplex.billing.histograms import empty, from_row
 from modelplex.billing.invoices import Invoice, UsageTotal, compute_invoice
 from modelplex.billing.ledger import Ledger
 from modelplex.billing.periods import Period, hour_of, month_of, parse_instant, parse_period, utcnow
@@ -83,12 +83,18 @@ class UsageGroup:
 
 
 async def usage_groups(
-    session: AsyncSession, start: datetime, end: datetime, tenant_id: str | None = None
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    tenant_id: str | None = None,
+    *,
+    latency: bool = True,
 ) -> list[UsageGroup]:
-    """Rollups in [start, end) summed per tenant, model and price."""
+    """Rollups in [start, end) summed per tenant, model and price; without `latency`, the TTFT and
+    duration histograms are not read and stay empty (for figures that show no latency)."""
     filters = {} if tenant_id is None else {"tenant_id": tenant_id}
     rows = await rollups.summed(
-        session, start, end, ("tenant_id", "model", "price_id"), filters=filters, histograms=True
+        session, start, end, ("tenant_id", "model", "price_id"), filters=filters, histograms=latency
     )
     return [
         UsageGroup(
@@ -96,8 +102,8 @@ async def usage_groups(
             total=UsageTotal(
                 model=row["model"], price_id=row["price_id"], **{name: row[name] for name in _COUNTS}
             ),
-            ttft=from_row(row, "ttft"),
-            duration=from_row(row, "duration"),
+            ttft=from_row(row, "ttft") if latency else empty(),
+            duration=from_row(row, "duration") if latency else empty(),
         )
         for row in sorted(rows, key=lambda row: (row["tenant_id"], row["model"], row["price_id"]))
     ]
@@ -145,9 +151,10 @@ class PeriodBooks:
     busy: list[tuple[str, str, int]]
 
 
-async def period_books(session: AsyncSession, period: Period) -> PeriodBooks:
+async def period_books(session: AsyncSession, period: Period, *, latency: bool = True) -> PeriodBooks:
+    """`latency`: as in `usage_groups` (without it the economics' TTFT figures are empty)."""
     intervals = await capacity.intervals_between(session, period.start, period.end)
-    groups = await usage_groups(session, period.start, period.end)
+    groups = await usage_groups(session, period.start, period.end, latency=latency)
     return PeriodBooks(
         period=period,
         groups=groups,

@@ -56,9 +56,10 @@ def merge(histograms: Iterable[Sequence[int]]) -> list[int]:
     return total
 
 
-def from_row(row: Mapping[str, object], metric: Metric) -> list[int]:
-    """The histogram of `metric` held in a rollup row's columns (or in a mapping of them)."""
-    return [int(row[column] or 0) for column in _COLUMNS_OF[metric]]  # type: ignore[call-overload]
+def from_row(row: Mapping[str, int], metric: Metric) -> list[int]:
+    """The histogram of `metric` held in summed rollup columns (integers, never NULL: see
+    `rollups.summed`)."""
+    return [row[column] for column in _COLUMNS_OF[metric]]
 
 
 def quantile(counts: Sequence[int], q: Decimal) -> Decimal | None:

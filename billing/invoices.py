@@ -7,6 +7,7 @@ of its rounded lines, so every invoice adds up to the cent as printed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,8 +20,10 @@ from modelplex.billing.schemas import Record
 from modelplex.billing.tables import UNPRICED
 
 
-class UsageTotal(Record):
-    """Tokens of one tenant for one model at one price (price_id 0: unpriced) over some hours."""
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    """Tokens of one tenant for one model at one price (price_id 0: unpriced) over some hours (a
+    dataclass: a month's pages build one per tenant, model and price, thousands of them)."""
 
     model: str
     price_id: int

@@ -50,7 +50,7 @@ async def usage_totals(
 ) -> list[UsageTotal]:
     """A tenant's usage in [start, end) by model and price (what invoices and budgets are made of)."""
     rows = await rollups.summed(session, start, end, ("model", "price_id"), filters={"tenant_id": tenant_id})
-    return [UsageTotal.model_validate(row) for row in rows]
+    return [UsageTotal(**row) for row in rows]
 
 
 def fold(buckets: Iterable[UsageBucket], granularity: Granularity) -> list[UsageBucket]:

@@ -262,7 +262,8 @@ async def overview(ledger: Ledger, period: Period, now: datetime | None = None) 
     current = is_current(period, moment)
     async with ledger.sessions() as session:
         books = await period_books(session, period)
-        today = await period_books(session, today_of(moment)) if current else None
+        # today's figures show no latency: its histograms are not read
+        today = await period_books(session, today_of(moment), latency=False) if current else None
         lines = await _tenant_lines(session, books, moment, top_tenant_ids(books, CURRENCY, TOP))
         days = await daily_usage(session, period.start, period.end)
     report = _economics(books, moment)
