@@ -22,6 +22,7 @@ from modelplex.gateway.settings import GatewaySettings
 from modelplex.local import ledger_setup
 from modelplex.local.autoscaler import LocalAutoscaler
 from modelplex.local.capacity import LocalCapacity
+from modelplex.local.cpu_slots import usable_cores
 from modelplex.local.runtime import LocalRuntime, load_templates
 from modelplex.local.settings import LocalSettings
 from modelplex.local.templates import WorkerTemplate
@@ -159,11 +160,13 @@ class Stack:
         self.failure: str | None = None
         self.templates = templates
         engine = require(engine_settings)
+        engine_environment = environment(engine_settings, engine.device)
         pool = WorkerPool(
             engine.server_command(),
-            environment(engine_settings, engine.device),
+            engine_environment,
             settings.local_dir / "logs",
             settings.worker_start_timeout_seconds,
+            cores=usable_cores(engine_environment) if engine.device == "cpu" else None,
         )
         self.runtime = LocalRuntime(
             settings, files, engine_settings.models_dir, pool, self._announce, self._fail

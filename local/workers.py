@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from modelplex import processes
+from modelplex.local.cpu_slots import BIND_VARIABLE, omp_binding, planned_slots
 from modelplex.local.templates import WorkerTemplate
 from modelplex.processes import Component, free_port
 
@@ -23,6 +25,7 @@ class Worker:
     replica: int
     port: int
     process: Component
+    slot: int = 0  # which share of the machine's cores it computes on (local/cpu_slots.py)
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     ready_since: datetime | None = None  # wall clock: when it last became ready (the capacity ledger)
@@ -44,11 +47,22 @@ class DeploymentState:
 
 
 class WorkerPool:
-    """Keeps each deployment at its replica count. Workers die with this process (PDEATHSIG)."""
+    """Keeps each deployment at its replica count. Workers die with this process (PDEATHSIG).
 
-    def __init__(self, launcher: list[str], env: dict[str, str], log_dir: Path, start_timeout: float) -> None:
+    `cores`: for CPU engines, the cores to share out between the workers running at once (None: each
+    engine binds itself, as on GPUs or when the user set the binding)."""
+
+    def __init__(
+        self,
+        launcher: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        start_timeout: float,
+        cores: Sequence[int] | None = None,
+    ) -> None:
         self._launcher = launcher
         self._env = env
+        self._cores = cores
         self._log_dir = log_dir
         self._start_timeout = start_timeout
         self.deployments: dict[str, DeploymentState] = {}
@@ -94,9 +108,27 @@ class WorkerPool:
         port = free_port()
         argv = state.template.argv(self._launcher, port)
         name = f"{state.template.deployment}-{replica}"
-        component = processes.start(name, argv, self._log_dir, env=self._env)
-        log.info("Started worker deployment=%s replica=%d port=%d log=%s", name, replica, port, component.log)
-        return Worker(state.template.deployment, replica, port, component)
+        slot, env = self._slot_and_environment()
+        component = processes.start(name, argv, self._log_dir, env=env)
+        log.info(
+            "Started worker deployment=%s replica=%d port=%d cores=%s log=%s",
+            name,
+            replica,
+            port,
+            env.get(BIND_VARIABLE, "engine's own"),
+            component.log,
+        )
+        return Worker(state.template.deployment, replica, port, component, slot)
+
+    def _slot_and_environment(self) -> tuple[int, dict[str, str]]:
+        """The lowest slot no running worker holds, and the environment that binds a worker to it."""
+        held = {worker.slot for state in self.deployments.values() for worker in state.workers}
+        slot = next(i for i in range(len(held) + 1) if i not in held)
+        if self._cores is None:
+            return slot, self._env
+        templates = (state.template for state in self.deployments.values())
+        binding = omp_binding(slot, planned_slots(templates), self._cores)
+        return slot, self._env if binding is None else {**self._env, BIND_VARIABLE: binding}
 
     def _stop(self, workers: list[Worker]) -> None:
         if workers:
