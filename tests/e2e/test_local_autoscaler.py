@@ -1,5 +1,6 @@
 """`modelplex up` with spec.scaling on the real engine: to zero when idle, and back for a request that
-arrives then, which is held by the gateway and answered once the engine is up."""
+arrives then, which is held by the gateway and answered once the engine is up; a burst starts a
+second engine and idle stops it. The decisions reach the ledger."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from openai import OpenAI
@@ -22,7 +24,7 @@ import modelplex
 from modelplex.processes import free_port, group_members
 from mpxtest.wait import eventually
 
-pytestmark = pytest.mark.timeout(1200)  # engine starts on 2 shared cores, three of them
+pytestmark = pytest.mark.timeout(1200)  # engine starts on 2 shared cores, four of them
 MODELPLEX = str(Path(sys.executable).parent / "modelplex")
 EXAMPLE = Path(modelplex.__file__).parent / "deploy" / "examples" / "local-smollm2.yaml"
 START_BUDGET_SECONDS = 900.0
@@ -36,8 +38,11 @@ FAST = {
 
 
 class Stack:
-    def __init__(self, process: subprocess.Popen[str], state_dir: Path, base_url: str, key: str) -> None:
+    def __init__(
+        self, process: subprocess.Popen[str], state_dir: Path, base_url: str, key: str, admin: str, token: str
+    ) -> None:
         self.process, self.state_dir, self.base_url, self.api_key = process, state_dir, base_url, key
+        self.admin_url, self.admin_token = admin, token
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = json.loads((self.state_dir / "local" / "status.json").read_text())
@@ -82,7 +87,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             interval=1,
             what="`modelplex up` to print its API key",
         )
-        yield Stack(process, state_dir, f"http://127.0.0.1:{port}/v1", key.group(1))
+        banner = "".join(output)
+        admin = re.search(r"^Admin API: (\S+)/admin/v1/", banner, re.MULTILINE)
+        token = re.search(r"^Admin token: (\S+)$", banner, re.MULTILINE)
+        assert admin is not None, banner
+        assert token is not None, banner
+        yield Stack(
+            process, state_dir, f"http://127.0.0.1:{port}/v1", key.group(1), admin.group(1), token.group(1)
+        )
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -106,3 +118,61 @@ def test_idle_leaves_no_engine_and_a_request_then_is_answered_once_one_is_up(sta
     assert [group for group in groups if group_members(group)] == []  # no engine process is left
     assert _chat(stack, max_tokens=8)  # held by the gateway while an engine starts, then answered
     assert stack.replicas() == 1  # one write for the request, not one per reading
+
+    # The same decisions reach the ledger, for the console's model page.
+    def decisions() -> list[tuple[int, int, str]]:
+        answer = httpx.get(
+            f"{stack.admin_url}/admin/v1/capacity/scaling-decisions",
+            params={"model": "smollm2"},
+            headers={"Authorization": f"Bearer {stack.admin_token}"},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        rows = answer.json()["data"]
+        assert all(row["namespace"] == "local" and row["deployment"] == "smollm2" for row in rows), rows
+        return [(row["fromReplicas"], row["toReplicas"], row["reason"]) for row in reversed(rows)]
+
+    expected = [(1, 0, "Idle"), (0, 1, "ScaleFromZero")]
+    eventually(
+        lambda: decisions()[-2:] == expected,
+        timeout=90,
+        what=f"the ledger to end its decisions with {expected}",
+    )
+
+
+def test_a_burst_starts_a_second_engine_and_idle_stops_it(stack: Stack) -> None:
+    """Six clients asking back to back: 6 running over a target of 2 per replica asks for 3, capped at
+    `maxReplicas` 2, so a second engine is started. The burst then ends, and the idle model goes back
+    to one replica and lower. (On 2 cores the second engine cannot finish starting while the first
+    serves the burst: its worker and its busy scheduler hold both cores; more than 5 minutes was
+    measured. That a second replica takes traffic is test_local_stack's.)"""
+    stop = threading.Event()
+    answers: list[str] = []
+    errors: list[BaseException] = []
+
+    def ask_until_stopped() -> None:
+        while not stop.is_set():
+            try:
+                answers.append(_chat(stack, max_tokens=200))
+            except Exception as error:  # a client's failure is what the test reports
+                errors.append(error)
+                return
+
+    clients = [threading.Thread(target=ask_until_stopped) for _ in range(6)]
+    for client in clients:
+        client.start()
+    try:
+        eventually(lambda: stack.replicas() == 2, timeout=120, what="a second replica for the burst")
+        eventually(lambda: len(stack.status()["workers"]) == 2, timeout=30, what="a second engine process")
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(timeout=600)
+    assert errors == []
+    assert answers
+    assert all(answers)
+    eventually(
+        lambda: stack.replicas() <= 1 and len(stack.status()["workers"]) <= 1,
+        timeout=IDLE_SECONDS + 90,
+        what="idle to take the second engine away",
+    )
