@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelplex.engine.cpu_features import auto_dtype, machine_flags
 from modelplex.engine.install import EngineSettings, environment, require
 from modelplex.gateway.app import App, Gateway
 from modelplex.gateway.http.server import HttpServer
@@ -167,6 +168,7 @@ class Stack:
             settings.local_dir / "logs",
             settings.worker_start_timeout_seconds,
             cores=usable_cores(engine_environment) if engine.device == "cpu" else None,
+            auto_dtype=auto_dtype(machine_flags()) if engine.device == "cpu" else None,
         )
         self.runtime = LocalRuntime(
             settings, files, engine_settings.models_dir, pool, self._announce, self._fail

@@ -37,8 +37,12 @@ class WorkerTemplate:
     access: frozenset[str]
     manifest: Manifest
 
-    def argv(self, launcher: list[str], port: int) -> list[str]:
+    def argv(self, launcher: list[str], port: int, auto_dtype: str | None = None) -> list[str]:
+        """The engine's command line; `auto_dtype`: what `dtype: auto` means on this machine
+        (engine/cpu_features.py), None for the model's own."""
         spec = self.manifest.deployment.spec
+        if spec.engine.dtype == "auto" and auto_dtype is not None:
+            spec = spec.model_copy(update={"engine": spec.engine.model_copy(update={"dtype": auto_dtype})})
         flags = vllm_args(
             spec, served_name=self.served_name, port=port, host="127.0.0.1", model=str(self.model_dir)
         )

@@ -50,7 +50,8 @@ class WorkerPool:
     """Keeps each deployment at its replica count. Workers die with this process (PDEATHSIG).
 
     `cores`: for CPU engines, the cores to share out between the workers running at once (None: each
-    engine binds itself, as on GPUs or when the user set the binding)."""
+    engine binds itself, as on GPUs or when the user set the binding). `auto_dtype`: what a
+    deployment's `dtype: auto` runs as here (None: the model's own)."""
 
     def __init__(
         self,
@@ -59,10 +60,12 @@ class WorkerPool:
         log_dir: Path,
         start_timeout: float,
         cores: Sequence[int] | None = None,
+        auto_dtype: str | None = None,
     ) -> None:
         self._launcher = launcher
         self._env = env
         self._cores = cores
+        self._auto_dtype = auto_dtype
         self._log_dir = log_dir
         self._start_timeout = start_timeout
         self.deployments: dict[str, DeploymentState] = {}
@@ -106,7 +109,7 @@ class WorkerPool:
         used = {w.replica for w in state.workers}
         replica = next(i for i in range(len(used) + 1) if i not in used)
         port = free_port()
-        argv = state.template.argv(self._launcher, port)
+        argv = state.template.argv(self._launcher, port, self._auto_dtype)
         name = f"{state.template.deployment}-{replica}"
         slot, env = self._slot_and_environment()
         component = processes.start(name, argv, self._log_dir, env=env)

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelplex.engine import install as engines
+from modelplex.engine.cpu_features import auto_dtype, machine_flags
 from modelplex.engine.models.prepare import is_prepared, model_dir
 from modelplex.engine.models.registry import lookup
 from modelplex.processes import (
@@ -106,6 +107,8 @@ def _argv(engine: engines.Engine, directory: Path, port: int) -> list[str]:
         # No torch.compile: starts in ~30 s instead of 55-100 s on 2 cores, at ~20 % less throughput,
         # which these few short requests do not notice. Metering does not depend on it.
         "--enforce-eager",
+        # as `modelplex up` runs `dtype: auto`: float32 where the CPU has no native bfloat16
+        *("--dtype", (auto_dtype(machine_flags()) if engine.device == "cpu" else None) or "auto"),
     ]
 
 
