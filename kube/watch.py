@@ -3,10 +3,9 @@
 List the collection (paged), then watch from the list's resourceVersion with bookmarks; a watch
 that ends is resumed from the last version seen (at once, unless it ended empty within a second:
 then after a growing pause, so a server or proxy that closes every watch is not asked again in a
-tight loop); `410 Gone` (the version left the API server's
-window, as a status or as an ERROR event) lists again, which also drops whatever was deleted in
-between; any other failure backs off exponentially, with jitter, and lists again. A 401 is renewed
-and retried by the client itself.
+tight loop); `410 Gone` (the version left the API server's window, as a status or as an ERROR
+event) lists again, which also drops whatever was deleted in between; any other failure backs off
+exponentially, with jitter, and lists again. A 401 is renewed and retried by the client itself.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from modelplex.crds import labels
 from modelplex.kube.client import KubeClient
 from modelplex.kube.errors import ApiError
 from modelplex.operator.gpus import NodeGpus
-from modelplex.operator.podspec import GPU_PRODUCT_LABEL
+from modelplex.operator.podspec import GPU_PRODUCT_LABEL, LWS_GROUP_INDEX_LABEL
 
 log = logging.getLogger(__name__)
 Manifest = dict[str, Any]
@@ -42,7 +42,6 @@ Key = tuple[str, str]  # (namespace, ModelDeployment name)
 SOURCE = "kubernetes"
 OBSERVATIONS_PATH = "/admin/v1/capacity/observations"
 UNKNOWN_PRODUCT = "unknown"
-LWS_GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
 Group = tuple[str, str, str]  # (namespace, ModelDeployment name, group index)
 
 
@@ -64,10 +63,13 @@ def ready_since(pod: Manifest) -> str | None:
     return str(since) if since else None
 
 
+def _labels(pod: Manifest) -> Mapping[str, str]:
+    return (pod.get("metadata") or {}).get("labels") or {}
+
+
 def owner(pod: Manifest) -> Key | None:
-    metadata = pod.get("metadata") or {}
-    name = (metadata.get("labels") or {}).get(labels.DEPLOYMENT)
-    return (str(metadata.get("namespace", "")), str(name)) if name else None
+    name = _labels(pod).get(labels.DEPLOYMENT)
+    return (str((pod.get("metadata") or {}).get("namespace", "")), str(name)) if name else None
 
 
 def pod_gpus(pod: Manifest, resource: str) -> int:
@@ -87,10 +89,6 @@ def gpu_product(pod: Manifest, nodes: dict[str, NodeGpus]) -> str:
         return str(wanted)
     node = nodes.get(str(spec.get("nodeName") or ""))
     return node.labels.get(GPU_PRODUCT_LABEL, UNKNOWN_PRODUCT) if node is not None else UNKNOWN_PRODUCT
-
-
-def _labels(pod: Manifest) -> Mapping[str, str]:
-    return (pod.get("metadata") or {}).get("labels") or {}
 
 
 def _group(pod: Manifest, key: Key) -> Group | None:

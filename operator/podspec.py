@@ -13,6 +13,7 @@ MODELS_ROOT = "/models"
 CACHE_ROOT = "/cache"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+LWS_GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
 Manifest = dict[str, Any]
 
 

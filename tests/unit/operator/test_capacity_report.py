@@ -15,14 +15,13 @@ from modelplex.kube.client import KubeClient
 from modelplex.operator.autoscaler.policy import Decision, Signals
 from modelplex.operator.autoscaler.record import ModelRecord, scaling_report
 from modelplex.operator.capacity import (
-    LWS_GROUP_INDEX_LABEL,
     CapacityReporter,
     declared_prices,
     observation,
     wanted_deployments,
 )
 from modelplex.operator.gpus import NodeGpus
-from modelplex.operator.podspec import GPU_PRODUCT_LABEL
+from modelplex.operator.podspec import GPU_PRODUCT_LABEL, LWS_GROUP_INDEX_LABEL
 
 MD: dict[str, Any] = {
     "metadata": {"namespace": "prod", "name": "llama"},
